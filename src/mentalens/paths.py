@@ -1,0 +1,49 @@
+"""Where mentalens finds its data and keeps its caches.
+
+Data folder, in order: an explicit argument, $MENTALENS_DATA, then the folder `mentalens data fetch`
+writes to (the user data dir). Caches (converted models, retrieval indexes, embeddings) live in the user
+cache dir or $MENTALENS_CACHE. Nothing is written inside the installed package.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+from mentalens.errors import DataError
+
+APP = "mentalens"
+
+
+def user_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP))
+
+
+def cache_dir(*parts: str) -> Path:
+    """A cache sub-folder (created), under $MENTALENS_CACHE or the user cache dir."""
+    root = Path(os.environ.get("MENTALENS_CACHE") or platformdirs.user_cache_dir(APP)).expanduser()
+    path = root.joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def default_data_dir() -> Path:
+    """$MENTALENS_DATA if set, else the folder `mentalens data fetch` downloads into."""
+    env = os.environ.get("MENTALENS_DATA")
+    return Path(env).expanduser() if env else user_data_dir() / "data"
+
+
+def resolve_data_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The data folder to read, or a one-line error that says how to get one."""
+    path = Path(explicit).expanduser() if explicit else default_data_dir()
+    if not path.is_dir():
+        how = "check the path" if explicit else "run `mentalens data fetch` or set MENTALENS_DATA"
+        raise DataError(f"data folder {path} not found: {how} (or pass --data DIR)")
+    return path
+
+
+def package_resource(*parts: str) -> Path:
+    """A file shipped inside the package (trained analyzer, helpline table, web app)."""
+    return Path(__file__).parent.joinpath("resources", *parts)
