@@ -1,7 +1,7 @@
 """Where mentalens finds its data and keeps its caches.
 
 Data folder, in order: an explicit argument, $MENTALENS_DATA, then the folder `mentalens data fetch`
-writes to (the user data dir). Caches (converted models, retrieval indexes, embeddings) live in the user
+writes to (the user data dir), then ../shared/data beside a development checkout. Caches (converted models, retrieval indexes, embeddings) live in the user
 cache dir or $MENTALENS_CACHE. Nothing is written inside the installed package.
 """
 
@@ -30,9 +30,16 @@ def cache_dir(*parts: str) -> Path:
 
 
 def default_data_dir() -> Path:
-    """$MENTALENS_DATA if set, else the folder `mentalens data fetch` downloads into."""
+    """$MENTALENS_DATA if set; else the fetch folder if it exists; else a development checkout's
+    ../shared/data (the layout this project is developed in); else the fetch folder (to be fetched)."""
     env = os.environ.get("MENTALENS_DATA")
-    return Path(env).expanduser() if env else user_data_dir() / "data"
+    if env:
+        return Path(env).expanduser()
+    fetched = user_data_dir() / "data"
+    if fetched.is_dir():
+        return fetched
+    dev = Path(__file__).resolve().parents[3] / "shared" / "data"
+    return dev if (dev / "imhi").is_dir() else fetched
 
 
 def resolve_data_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
