@@ -77,7 +77,7 @@ class Backend(ABC):
         """What this backend is (for reports and /v1/models), without secrets."""
         return {"backend": self.name}
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing to release
         """Release models, connections or threads."""
 
     def __enter__(self) -> Backend:

@@ -1,8 +1,8 @@
 """Where mentalens finds its data and keeps its caches.
 
-Data folder, in order: an explicit argument, $MENTALENS_DATA, then the folder `mentalens data fetch`
-writes to (the user data dir), then ../shared/data beside a development checkout. Caches (converted models, retrieval indexes, embeddings) live in the user
-cache dir or $MENTALENS_CACHE. Nothing is written inside the installed package.
+Data folder, in order: an explicit argument, $MENTALENS_DATA, the folder `mentalens data fetch` writes to
+(the user data dir), then ../shared/data beside a development checkout. Caches (converted models, retrieval
+indexes, embeddings) live in the user cache dir or $MENTALENS_CACHE. Nothing is written inside the package.
 """
 
 from __future__ import annotations

@@ -66,7 +66,9 @@ _HEDGE = re.compile(
     r"i don't know|i do not know|no way to (?:know|tell))\b"
 )
 _YES_START = re.compile(r"^(?:answer\s*:\s*|label\s*:\s*|a\s*:\s*)?[\"'(\[]*(?:yes|yeah|yep|affirmative|correct)\b")
-_NO_START = re.compile(r"^(?:answer\s*:\s*|label\s*:\s*|a\s*:\s*)?[\"'(\[]*(?:no|nope|negative)\b(?!\s+(?:mental|causes?|other|stress))")
+_NO_START = re.compile(
+    r"^(?:answer\s*:\s*|label\s*:\s*|a\s*:\s*)?[\"'(\[]*(?:no|nope|negative)\b(?!\s+(?:mental|causes?|other|stress))"
+)
 _ANSWER_IS = re.compile(r"\banswer(?: to (?:the|this) question)?(?:[^.]{0,80}?)\bis\s*:?\s*[\"']?(yes|no)\b")
 _CLAUSE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
 
@@ -317,9 +319,7 @@ _add(
         title="stress",
         kind="binary",
         labels=("no", "yes"),
-        label_sentences=_yes_no(
-            "Yes, the poster suffers from stress.", "No, the poster does not suffer from stress."
-        ),
+        label_sentences=_yes_no("Yes, the poster suffers from stress.", "No, the poster does not suffer from stress."),
         completion_answers=_yn_completion(),
         questions={None: "Does the poster suffer from stress?"},
         completion_questions={None: 'The answer to the question "Does the poster suffers from stress?" is'},
@@ -352,8 +352,12 @@ _add(
         questions={None: "What mental disorder does this post show?"},
         completion_questions={None: "This post shows the mental disorder symptoms of"},
         label_phrases={
-            "none": ("no mental disorders?", "no (?:signs of )?(?:any )?mental (?:health )?(?:disorders?|illness)",
-                     "none", "no disorder"),
+            "none": (
+                "no mental disorders?",
+                "no (?:signs of )?(?:any )?mental (?:health )?(?:disorders?|illness)",
+                "none",
+                "no disorder",
+            ),
             "suicide": ("suicid\\w*", "self-harm\\w*", "self harm\\w*", "kill(?:ing)? (?:him|her|them)?self"),
             "depression": ("depress\\w*",),
             "anxiety": ("anxi\\w*", "panic"),
@@ -386,8 +390,13 @@ _add(
         questions={None: "What mental disorder does this post show?"},
         completion_questions={None: "This post shows the mental disorder symptoms of"},
         label_phrases={
-            "none": ("no mental disorders?", "no (?:signs of )?(?:any )?mental (?:health )?(?:disorders?|illness)",
-                     "none", "control", "no disorder"),
+            "none": (
+                "no mental disorders?",
+                "no (?:signs of )?(?:any )?mental (?:health )?(?:disorders?|illness)",
+                "none",
+                "control",
+                "no disorder",
+            ),
             "suicide or self-harm": ("suicid\\w*", "self-harm\\w*", "self harm\\w*"),
             "depression": ("depress\\w*",),
             "ptsd": ("ptsd", "post-traumatic stress", "post traumatic stress", "trauma\\w*"),
@@ -441,13 +450,16 @@ _add(
             "school": ("school\\w*", "academic\\w*", "exams?", "studies", "college", "university"),
             "financial problem": ("financ\\w*", "money", "debt", "economic\\w*"),
             "family issues": ("family\\w*", "famil\\w*", "parent\\w*"),
-            "social relationships": ("social relationships?", "social\\w*", "friends?(?:hips?)?",
-                                     "relationships?"),
+            "social relationships": ("social relationships?", "social\\w*", "friends?(?:hips?)?", "relationships?"),
             "work": ("work\\w*", "jobs?", "career", "employ\\w*", "boss"),
             "health issues": ("health\\w*", "medical", "illness"),
             "emotion turmoil": ("emotion turmoil", "emotional turmoil", "emotion\\w*"),
-            "everyday decision making": ("everyday decision making", "everyday decisions?", "decision[- ]making",
-                                         "decisions?"),
+            "everyday decision making": (
+                "everyday decision making",
+                "everyday decisions?",
+                "decision[- ]making",
+                "decisions?",
+            ),
             "other causes": ("other stress causes", "other causes?", "others?"),
         },
         description="Causes of stress in SMS-like messages (SAD, Mauriello et al. 2021).",
@@ -482,8 +494,7 @@ _add(
         label_phrases={
             "none": ("no causes?(?: of depression)?", "none", "no specific cause", "no (?:clear |apparent )?cause"),
             "bias or abuse": ("bias or abuse", "bias\\w*", "abus\\w*", "bull(?:y|ied|ying)", "discriminat\\w*"),
-            "jobs and career": ("jobs and careers?", "jobs?", "careers?", "work\\w*", "employ\\w*",
-                                "unemploy\\w*"),
+            "jobs and career": ("jobs and careers?", "jobs?", "careers?", "work\\w*", "employ\\w*", "unemploy\\w*"),
             "medication": ("medications?", "medicines?", "medical\\w*", "drugs?", "prescri\\w*"),
             "relationship": ("relationships?", "relation\\w*", "break ?ups?", "partner"),
             "alienation": ("alienat\\w*", "isolat\\w*", "meaningless\\w*", "lonel\\w*"),
@@ -529,9 +540,7 @@ _add(
             a: f'The answer to the question "Does the {a} wellness dimension exists in the post?" is'
             for a in ("spiritual", "physical", "intellectual", "social", "vocational", "emotional")
         },
-        aspect_keywords={
-            a: a for a in ("spiritual", "physical", "intellectual", "social", "vocational", "emotional")
-        },
+        aspect_keywords={a: a for a in ("spiritual", "physical", "intellectual", "social", "vocational", "emotional")},
         concept=r"\b(?:(?:wellness )?dimensions?|aspects?(?: of wellness)?|wellness)\b",
         description="Six wellness dimensions (Dunn's model) on Reddit (MultiWD, Sathvik & Garg 2023).",
     ),

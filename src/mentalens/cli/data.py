@@ -51,7 +51,9 @@ def fetch(
 
 
 @data_app.command("stats")
-def stats(data: Path = typer.Argument(None, help="IMHI folder, data folder or CSV (default: the data folder).")) -> None:
+def stats(
+    data: Path = typer.Argument(None, help="IMHI folder, data folder or CSV (default: the data folder)."),
+) -> None:
     """Rows and gold label distribution per IMHI set, split and format."""
     from mentalens.data.stats import imhi_stats
 

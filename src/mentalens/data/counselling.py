@@ -24,7 +24,11 @@ def _counselchat_path(path: str | Path | None) -> Path:
         return resolve_data_dir() / COUNSELCHAT_FILE
     p = Path(path).expanduser()
     if p.is_dir():
-        for candidate in (p / COUNSELCHAT_FILE, p / "data" / Path(COUNSELCHAT_FILE).name, p / Path(COUNSELCHAT_FILE).name):
+        for candidate in (
+            p / COUNSELCHAT_FILE,
+            p / "data" / Path(COUNSELCHAT_FILE).name,
+            p / Path(COUNSELCHAT_FILE).name,
+        ):
             if candidate.is_file():
                 return candidate
         raise DataError(f"{p}: no CounselChat file ({Path(COUNSELCHAT_FILE).name}) in this folder")
@@ -81,15 +85,18 @@ class HFCounsellingSource:
 
 HF_COUNSELLING: Registry[HFCounsellingSource] = Registry("counselling dataset")
 HF_COUNSELLING.register(
-    "amod", HFCounsellingSource("Amod/mental_health_counseling_conversations", "Context", "Response"),
+    "amod",
+    HFCounsellingSource("Amod/mental_health_counseling_conversations", "Context", "Response"),
     aliases=("Amod/mental_health_counseling_conversations",),
 )
 HF_COUNSELLING.register(
-    "es", HFCounsellingSource("Intuit-GenSRF/es_mental_health_counseling", "Context", "Response", language="es"),
+    "es",
+    HFCounsellingSource("Intuit-GenSRF/es_mental_health_counseling", "Context", "Response", language="es"),
     aliases=("Intuit-GenSRF/es_mental_health_counseling",),
 )
 HF_COUNSELLING.register(
-    "marmik", HFCounsellingSource("marmikpandya/mental-health", "instruction", "output", extra_context="input"),
+    "marmik",
+    HFCounsellingSource("marmikpandya/mental-health", "instruction", "output", extra_context="input"),
     aliases=("marmikpandya/mental-health",),
 )
 
@@ -118,8 +125,14 @@ def load_hf_counselling(name: str, split: str = "train", **load_kwargs) -> list[
         if context and answer:
             records.append(
                 CounselRecord(
-                    question_id=f"{name}-{i}", title="", text=context, topic="", answer=answer, split=split,
-                    source=source.dataset, language=source.language,
+                    question_id=f"{name}-{i}",
+                    title="",
+                    text=context,
+                    topic="",
+                    answer=answer,
+                    split=split,
+                    source=source.dataset,
+                    language=source.language,
                 )
             )
     return records

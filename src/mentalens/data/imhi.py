@@ -101,10 +101,10 @@ def _rows(path: Path) -> Iterable[tuple[int, str, str, str, str, str]]:
     df = read_table(path)
     cols = set(df.columns)
     if "query" in cols:
+        # files to be answered may have no gold answers: their records get answer "" and label None
         answer_col = next((c for c in ("gpt-3.5-turbo", "response", "goldens", "answer") if c in cols), None)
-        if answer_col is None:
-            raise DataError(f"{path}: has 'query' but no gold answer column ('gpt-3.5-turbo' or 'response')")
-        for i, (q, a) in enumerate(zip(df["query"], df[answer_col], strict=True)):
+        golds = df[answer_col] if answer_col else [""] * len(df)
+        for i, (q, a) in enumerate(zip(df["query"], golds, strict=True)):
             post, question, fmt = split_query(q)
             yield i, q, post, question, a, fmt
     elif {"post", "question", "response"} <= cols:
@@ -154,7 +154,7 @@ def load_imhi_file(path: str | Path, *, split: str | None = None, set_name: str 
                 question=question,
                 query=query,
                 answer=answer,
-                label=task.parse(answer),
+                label=task.parse(answer) if answer else None,
                 explanation=explanation,
                 split=file_split,
                 fmt=path_fmt or fmt,

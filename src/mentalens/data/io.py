@@ -50,7 +50,12 @@ def read_table(
         encoding = None
     try:
         df = pd.read_csv(
-            source, sep=sep, encoding=encoding or "utf-8", dtype=str, keep_default_na=False, header=header,
+            source,
+            sep=sep,
+            encoding=encoding or "utf-8",
+            dtype=str,
+            keep_default_na=False,
+            header=header,
             names=names,
         )
     except UnicodeDecodeError as exc:

@@ -24,9 +24,9 @@ _NON_ALNUM = re.compile(r"[^0-9a-z]+")
 
 def normalize_post(text: str) -> str:
     """Text reduced to lower-case letters and digits, for comparing posts across sources."""
-    text = unicodedata.normalize("NFKC", str(text)).lower()
-    # undo the most common mojibake so "itâ€™s" and "it's" compare equal
-    text = text.replace("â€™", "'").replace("â€œ", '"').replace("â€", '"')
+    # undo the most common mojibake first (NFKC would turn "™" into "tm"), so "itâ€™s" == "it's"
+    text = str(text).replace("â€™", "'").replace("â€œ", '"').replace("â€", '"')
+    text = unicodedata.normalize("NFKC", text).lower()
     return _NON_ALNUM.sub("", text)
 
 

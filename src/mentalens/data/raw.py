@@ -55,8 +55,11 @@ def load_cams_raw(path: str | Path | None = None) -> list[RawRecord]:
             continue  # a handful of rows have no usable cause
         text = str(r.selftext).strip()
         if text:
-            out.append(RawRecord("cams", text, {"cause": cause}, getattr(r, "inference", None) or None, None,
-                                 f"cams-{i}", (text,)))
+            out.append(
+                RawRecord(
+                    "cams", text, {"cause": cause}, getattr(r, "inference", None) or None, None, f"cams-{i}", (text,)
+                )
+            )
     return out
 
 
