@@ -150,7 +150,7 @@ def from_dict(cls: type[C], data: Mapping[str, Any], prefix: str = "") -> C:
     hints = typing.get_type_hints(cls)
     unknown = [k for k in data if k not in fields]
     if unknown:
-        raise ConfigError(f"unknown config key {prefix}{unknown[0]!r}; valid keys: {', '.join(sorted(fields))}")
+        raise ConfigError(f"unknown config key {prefix + unknown[0]!r}; valid keys: {', '.join(sorted(fields))}")
     kwargs = {k: _coerce(v, hints[k], f"{prefix}{k}") for k, v in data.items()}
     try:
         return cls(**kwargs)

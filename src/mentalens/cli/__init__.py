@@ -11,7 +11,6 @@ import importlib
 import os
 import sys
 
-import click
 import typer
 
 from mentalens.cli.app import app
@@ -50,10 +49,16 @@ def main(argv: list[str] | None = None) -> None:
         rv = typer.main.get_command(app).main(args=argv, prog_name="mentalens", standalone_mode=False)
     except MentalensError as exc:
         _fail(str(exc), exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         _fail("aborted", 130)
-    except click.ClickException as exc:
-        _fail(exc.format_message(), exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.TyperException as exc:  # usage errors: click's own usage line + "Error: ..."
+        show = getattr(exc, "show", None)
+        if show is None:
+            _fail(str(exc))
+        show()
+        sys.exit(getattr(exc, "exit_code", 2))
     except KeyboardInterrupt:
         _fail("interrupted", 130)
     except BrokenPipeError:
