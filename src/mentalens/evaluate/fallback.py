@@ -152,8 +152,10 @@ FALLBACKS.register("analyzer", AnalyzerFallback, aliases=("embedded",))
 FALLBACKS.register("mentalbert", MentalBertFallback)
 
 
-def get_fallback(spec: str | None) -> FallbackClassifier | None:
-    """'none' | 'analyzer[:PATH]' | 'mentalbert:DIR' -> a classifier (None for 'none')."""
+def get_fallback(spec: str | FallbackClassifier | None) -> FallbackClassifier | None:
+    """'none' | 'analyzer[:PATH]' | 'mentalbert:DIR' (or a classifier instance) -> a classifier or None."""
+    if isinstance(spec, FallbackClassifier):
+        return spec
     if spec is None or spec.strip().lower() in ("", "none", "off"):
         return None
     name, _, arg = spec.partition(":")

@@ -229,8 +229,7 @@ def _start_run(out_dir: Path, backend: Backend, config: AnswerConfig, data: str)
             raise DataError(f"{path}: not valid JSON: repair it or answer into a new --output folder") from None
         if run.get("backend_identity") != _identity_of(desc):
             raise ConfigError(
-                f"{out_dir} holds answers of another backend ({run.get('backend_identity')}): use a new --output "
-                "folder"
+                f"{out_dir} holds answers of another backend ({run.get('backend_identity')}): use a new --output folder"
             )
         if run.get("identity") != json.loads(json.dumps(identity, default=str)):
             raise ConfigError(

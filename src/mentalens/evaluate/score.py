@@ -29,7 +29,7 @@ class ScoreConfig:
     bart_batch_size: int = 32
     bertscore: str | None = None  # model (hub id or folder) for bert-score; None = skip
     bertscore_layers: int | None = None
-    fallback: str | None = None  # none | analyzer[:PATH] | mentalbert:DIR
+    fallback: Any = None  # "none" | "analyzer[:PATH]" | "mentalbert:DIR" | a FallbackClassifier
     resamples: int = 1000
     seed: int = 0
     device: str | None = None
