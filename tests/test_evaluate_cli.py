@@ -112,3 +112,107 @@ def test_report_and_score_need_a_run(cli, tmp_path):
     assert code == 2 and "mentalens eval score" in stderr
     code, _, stderr = cli("eval", "score", str(tmp_path / "nope"))
     assert code == 2 and "run folder not found" in stderr
+
+
+class _FakeServer:
+    """A local OpenAI-compatible endpoint on 127.0.0.1 answering IMHI queries with their gold answers;
+    queries in `refuse` get HTTP 400, and `delay` makes every answer slow."""
+
+    def __init__(self, golds: dict[str, str]):
+        import http.server
+        import threading
+
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def do_POST(self):  # noqa: N802 - http.server's naming
+                import time
+
+                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                query = body["messages"][-1]["content"]
+                server.requests += 1
+                if server.delay:
+                    time.sleep(server.delay)
+                if query in server.refuse:
+                    self._send(400, {"error": {"message": "prompt rejected"}})
+                else:
+                    msg = {"role": "assistant", "content": server.golds.get(query, "")}
+                    self._send(200, {"choices": [{"index": 0, "message": msg, "finish_reason": "stop"}]})
+
+            def _send(self, status, obj):
+                data = json.dumps(obj).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.golds, self.refuse, self.delay, self.requests = golds, set(), 0.0, 0
+
+        class Quiet(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request, client_address):  # a client that timed out hung up: expected
+                pass
+
+        self.httpd = Quiet(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_openai_endpoint_rows_fail_alone_then_a_down_endpoint_stops_with_one_line(cli, tmp_path, imhi_dir):
+    from mentalens.evaluate import AnswerConfig, load_sets
+
+    df = pd.read_csv(imhi_dir / "test_data" / "test_instruction" / "DR.csv")
+    server = _FakeServer(dict(zip(df["query"], df["gpt-3.5-turbo"], strict=True)))
+    chosen = load_sets(AnswerConfig(data=str(imhi_dir / "test_data" / "test_instruction"), sets=("DR",), limit=6))
+    server.refuse = {chosen["DR"][2].query}
+    out = tmp_path / "api"
+    args = [
+        "answer",
+        "--backend",
+        "openai",
+        "--base-url",
+        server.url,
+        "--model",
+        "gold",
+        "--set",
+        "DR",
+        "--limit",
+        "6",
+        "--output",
+        str(out),
+        "--no-progress",
+        "--max-retries",
+        "1",
+        "--timeout",
+        "0.3",
+    ]
+    try:
+        code, _, stderr = cli(*args)
+        assert code == 0 and "1 row(s) failed" in stderr
+        rows = [json.loads(x) for x in (out / "DR.jsonl").read_text().splitlines()]
+        assert sum(r["error"] is None for r in rows) == 5
+        assert [r for r in rows if r["error"]][0]["query"] == chosen["DR"][2].query
+        assert (pd.read_csv(out / "DR.csv")["goldens"] == pd.read_csv(out / "DR.csv")["generated_text"]).all()
+
+        server.refuse = set()
+        server.delay = 1.0  # slower than --timeout: retried with backoff, then the row fails
+        slow = tmp_path / "slow"
+        code, _, stderr = cli(*[str(slow) if a == str(out) else a for a in args])
+        assert code == 2 and stderr.startswith("error: ") and stderr.count("\n") == 1
+        assert "Finished rows are kept" in stderr
+        server.delay = 0.0
+    finally:
+        server.stop()
+    code, _, stderr = cli(*args)  # the retry of the failed row meets a server that is gone
+    assert code == 0 and "1 row(s) failed" in stderr  # one failure is not yet "down"; the 5 rows stay
+    assert len(pd.read_csv(out / "DR.csv")) == 5

@@ -33,17 +33,38 @@ class BackendOptions:
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
 
 
-OPTION_BUILDERS: Registry[tuple[tuple[str, ...], tuple[str, ...]]] = Registry("backend")
+@dataclass(frozen=True)
+class OptionSpec:
+    """Which shared options a backend takes, and the constructor argument each becomes."""
+
+    required: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+    rename: tuple[tuple[str, str], ...] = ()  # (option, constructor argument)
+
+    def kwargs(self, backend: str, options: BackendOptions) -> dict[str, Any]:
+        given = options.given()
+        takes = (*self.required, *self.optional)
+        unknown = [k for k in given if k not in takes]
+        if unknown:
+            listed = ", ".join(_CLI_NAMES[k] for k in takes) or "no options"
+            raise ConfigError(f"backend {backend} does not take {_CLI_NAMES[unknown[0]]}: it takes {listed}")
+        missing = [k for k in self.required if k not in given]
+        if missing:
+            raise ConfigError(f"backend {backend} needs {_CLI_NAMES[missing[0]]}")
+        names = dict(self.rename)
+        return {names.get(k, k): v for k, v in given.items()}
 
 
-def _register(name: str, required: tuple[str, ...], optional: tuple[str, ...]) -> None:
-    OPTION_BUILDERS.register(BACKENDS.canonical(name), (required, optional))
-
-
-_register("embedded", (), ("model", "device"))
-_register("hf", ("model",), ("adapter", "device"))
-_register("openai", ("base_url", "model"), ("api_key", "timeout_s", "max_retries"))
-_register("proxy", ("base", "expert", "anti_expert"), ("alpha", "device"))
+OPTION_BUILDERS: Registry[OptionSpec] = Registry("backend")
+OPTION_BUILDERS.register("embedded", OptionSpec(optional=("model",), rename=(("model", "artefact"),)))
+OPTION_BUILDERS.register("hf", OptionSpec(required=("model",), optional=("adapter", "device")))
+OPTION_BUILDERS.register(
+    "openai", OptionSpec(required=("base_url", "model"), optional=("api_key", "timeout_s", "max_retries"))
+)
+OPTION_BUILDERS.register(
+    "proxy",
+    OptionSpec(required=("model", "expert", "anti_expert"), optional=("alpha", "device"), rename=(("model", "base"),)),
+)
 
 _CLI_NAMES = {
     "model": "--model",
@@ -56,25 +77,13 @@ _CLI_NAMES = {
     "device": "--device",
     "timeout_s": "--timeout",
     "max_retries": "--max-retries",
-    "base": "--model (the base model)",
 }
 
 
 def backend_kwargs(name: str, options: BackendOptions) -> dict[str, Any]:
     """Constructor keyword arguments of backend `name` from the shared options (checked)."""
     canonical = BACKENDS.canonical(name)
-    required, optional = OPTION_BUILDERS.get(canonical)
-    given = options.given()
-    if canonical == "proxy" and "model" in given:  # the proxy's base model comes from --model
-        given["base"] = given.pop("model")
-    unknown = [k for k in given if k not in required and k not in optional]
-    if unknown:
-        takes = ", ".join(_CLI_NAMES[k] for k in (*required, *optional)) or "no options"
-        raise ConfigError(f"backend {canonical} does not take {_CLI_NAMES[unknown[0]]}: it takes {takes}")
-    missing = [k for k in required if k not in given]
-    if missing:
-        raise ConfigError(f"backend {canonical} needs {_CLI_NAMES[missing[0]]}")
-    return given
+    return OPTION_BUILDERS.get(canonical).kwargs(canonical, options)
 
 
 def build_backend(name: str, options: BackendOptions | None = None, **overrides: Any) -> Backend:
@@ -84,4 +93,4 @@ def build_backend(name: str, options: BackendOptions | None = None, **overrides:
     return get_backend(name, **kwargs)
 
 
-__all__ = ["OPTION_BUILDERS", "BackendOptions", "backend_kwargs", "build_backend"]
+__all__ = ["OPTION_BUILDERS", "BackendOptions", "OptionSpec", "backend_kwargs", "build_backend"]
