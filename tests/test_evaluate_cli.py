@@ -128,7 +128,7 @@ class _FakeServer:
             def log_message(self, *args):  # keep test output clean
                 pass
 
-            def do_POST(self):  # noqa: N802 - http.server's naming
+            def do_POST(self):
                 import time
 
                 body = json.loads(self.rfile.read(int(self.headers["content-length"])))
