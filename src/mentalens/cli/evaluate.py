@@ -232,11 +232,13 @@ def score(
 def report(
     run_dir: Path = typer.Argument(..., help="A scored run folder."),
     title: str = typer.Option(None, "--title", help="Report title."),
+    examples: bool = typer.Option(True, "--examples/--no-examples", help="Include example posts and answers."),
+    out: Path = typer.Option(None, "--out", help="Folder for report.md/report.html (default: RUN_DIR)."),
 ) -> None:
     """Write RUN_DIR/report.md and a self-contained RUN_DIR/report.html."""
     from mentalens.evaluate import write_report
 
-    md, page = write_report(run_dir, title)
+    md, page = write_report(run_dir, title, examples=examples, out=out)
     console.print(f"report: {md}\n        {page}")
 
 

@@ -94,7 +94,7 @@ def _f1_chart(rows: list[dict[str, Any]]) -> str:
     ax.set_xticks(x, names, rotation=20)
     ax.set_ylabel("weighted F1 (%)")
     ax.set_ylim(0, 100)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
     ax.grid(axis="y", alpha=0.3)
     return _png(fig)
 
@@ -114,7 +114,30 @@ def _rouge_chart(rows: list[dict[str, Any]]) -> str | None:
         ax.bar(x + off, [r[key] or 0 for r in rows], 0.27, label=key.replace("rouge", "ROUGE-"), color=color)
     ax.set_xticks(x, [r["set"] for r in rows], rotation=20)
     ax.set_ylabel("F-measure (%)")
-    ax.legend(fontsize=8)
+    ax.set_ylim(0, max(10.0, *(r[k] or 0 for r in rows for k in ("rouge1", "rouge2", "rougeL"))) * 1.1)
+    ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
+    ax.grid(axis="y", alpha=0.3)
+    return _png(fig)
+
+
+def _bart_chart(rows: list[dict[str, Any]]) -> str | None:
+    """BARTScore h->r per set beside the seed project's numbers (dashed lines)."""
+    if not any(r["bart_hyp_ref"] is not None for r in rows):
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(rows)), 3.2))
+    ax.bar(range(len(rows)), [r["bart_hyp_ref"] or 0 for r in rows], 0.5, color="#3b6ea8", label="this run (h->r)")
+    for (name, value), color in zip(
+        SEED_BARTSCORES.items(), ("#d9a441", "#b5651d", "#8c8c8c", "#5b6b7b", "#c0392b"), strict=False
+    ):
+        ax.axhline(value, ls="--", lw=1, color=color, label=name)
+    ax.set_xticks(range(len(rows)), [r["set"] for r in rows], rotation=20)
+    ax.set_ylabel("BARTScore (higher is better)")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     ax.grid(axis="y", alpha=0.3)
     return _png(fig)
 
@@ -155,7 +178,7 @@ def _confusion_chart(name: str, labels: list[str], matrix: list[list[int]]) -> s
 # -------------------------------------------------------------------------------------------- markdown
 
 
-def to_markdown(scores: dict[str, Any], title: str = "IMHI evaluation") -> str:
+def to_markdown(scores: dict[str, Any], title: str = "IMHI evaluation", examples: bool = True) -> str:
     rows = _summary_rows(scores)
     run = scores.get("meta", {}).get("run", {})
     meta = scores.get("meta", {})
@@ -214,8 +237,8 @@ def to_markdown(scores: dict[str, Any], title: str = "IMHI evaluation") -> str:
         f"_{ANCHOR_NOTES}_",
         "",
     ]
-    lines += ["## Example answers", ""]
-    for name, s in scores["sets"].items():
+    lines += ["## Example answers", ""] if examples else []
+    for name, s in scores["sets"].items() if examples else ():
         for ex in s.get("examples", []):
             lines += [
                 f"**{name} #{ex['index']}** ({ex['kind']}; gold: {ex['gold_label']}, predicted: "
@@ -257,7 +280,7 @@ def _table(headers: list[str], body: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
 
-def to_html(scores: dict[str, Any], title: str = "IMHI evaluation") -> str:
+def to_html(scores: dict[str, Any], title: str = "IMHI evaluation", examples: bool = True) -> str:
     rows = _summary_rows(scores)
     run = scores.get("meta", {}).get("run", {})
     meta = scores.get("meta", {})
@@ -343,6 +366,9 @@ def to_html(scores: dict[str, Any], title: str = "IMHI evaluation") -> str:
     chart = _rouge_chart(rows)
     if chart:
         parts.append(f"<img alt='ROUGE per set' src='data:image/png;base64,{chart}'>")
+    chart = _bart_chart(rows)
+    if chart:
+        parts.append(f"<img alt='BARTScore per set beside the seed project' src='data:image/png;base64,{chart}'>")
     parts += [
         "<h3>Seed project's BARTScores</h3>",
         _table(["model", "BARTScore"], [[k, f"{v:.2f}"] for k, v in SEED_BARTSCORES.items()]),
@@ -354,8 +380,8 @@ def to_html(scores: dict[str, Any], title: str = "IMHI evaluation") -> str:
         if c["n"]:
             img = _confusion_chart(name, c["labels"], c["confusion"])
             parts.append(f"<img alt='confusion matrix {html.escape(name)}' src='data:image/png;base64,{img}'>")
-    parts.append("</div><h2>Example answers</h2>")
-    for name, s in scores["sets"].items():
+    parts.append("</div>" + ("<h2>Example answers</h2>" if examples else ""))
+    for name, s in scores["sets"].items() if examples else ():
         for ex in s.get("examples", []):
             parts.append(
                 "<div class='ex'>"
@@ -371,18 +397,25 @@ def to_html(scores: dict[str, Any], title: str = "IMHI evaluation") -> str:
     return "\n".join(parts)
 
 
-def write_report(run_dir: str | Path, title: str | None = None) -> tuple[Path, Path]:
-    """RUN_DIR/report.md and RUN_DIR/report.html from RUN_DIR/scores.json."""
+def write_report(
+    run_dir: str | Path, title: str | None = None, *, examples: bool = True, out: str | Path | None = None
+) -> tuple[Path, Path]:
+    """report.md and report.html (in out, default RUN_DIR) from RUN_DIR/scores.json.
+
+    examples=False leaves out the example posts and answers (for reports published where the IMHI text
+    itself may not be copied).
+    """
     from mentalens.data import atomic_write
 
     root = Path(run_dir).expanduser()
     scores = load_scores(root)
     name = title or f"IMHI evaluation: {root.name}"
-    md, page = root / "report.md", root / "report.html"
+    dest = Path(out).expanduser() if out else root
+    md, page = dest / "report.md", dest / "report.html"
     with atomic_write(md) as f:
-        f.write(to_markdown(scores, name))
+        f.write(to_markdown(scores, name, examples))
     with atomic_write(page) as f:
-        f.write(to_html(scores, name))
+        f.write(to_html(scores, name, examples))
     return md, page
 
 
