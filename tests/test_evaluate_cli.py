@@ -54,6 +54,15 @@ def test_eval_run_with_a_local_model_writes_answers_scores_and_a_self_contained_
     md = (out / "report.md").read_text()
     assert "| DR | 4 |" in md and "Example answers" in md
 
+    # a publishable copy: no IMHI text in it, headline figures as JSON
+    pub = tmp_path / "pub"
+    code, _, stderr = cli("eval", "report", str(out), "--no-examples", "--out", str(pub), "--json", str(pub / "s.json"))
+    assert code == 0, stderr
+    first_post = scores["sets"]["DR"]["examples"][0]["post"][:80]
+    assert first_post and first_post in page and first_post not in (pub / "report.html").read_text()
+    headline = json.loads((pub / "s.json").read_text())
+    assert set(headline["sets"]) == {"DR", "Irf"} and headline["sets"]["DR"]["anchor_mentallama_chat_13b_wf1"] == 85.68
+
     # the same command again resumes: nothing left to answer
     code, stdout, _ = cli("answer", *[a for a in args if a not in ("--resamples", "50")])
     assert code == 0 and re.search(r"DR\s*│\s*4\s*│\s*4\s*│\s*0\s*│", stdout)

@@ -234,11 +234,22 @@ def report(
     title: str = typer.Option(None, "--title", help="Report title."),
     examples: bool = typer.Option(True, "--examples/--no-examples", help="Include example posts and answers."),
     out: Path = typer.Option(None, "--out", help="Folder for report.md/report.html (default: RUN_DIR)."),
+    summary_json: Path = typer.Option(None, "--json", help="Also write the headline figures to this JSON file."),
+    command: str = typer.Option(None, "--command", help="The command that produced the run (kept in --json)."),
 ) -> None:
     """Write RUN_DIR/report.md and a self-contained RUN_DIR/report.html."""
-    from mentalens.evaluate import write_report
+    from mentalens.evaluate import load_scores, write_report
 
     md, page = write_report(run_dir, title, examples=examples, out=out)
+    if summary_json is not None:
+        import json
+
+        from mentalens.data import atomic_write
+        from mentalens.evaluate.report import summary
+
+        with atomic_write(summary_json) as f:
+            f.write(json.dumps(summary(load_scores(run_dir), command), indent=2) + "\n")
+        console.print(f"summary: {summary_json}")
     console.print(f"report: {md}\n        {page}")
 
 

@@ -397,6 +397,38 @@ def to_html(scores: dict[str, Any], title: str = "IMHI evaluation", examples: bo
     return "\n".join(parts)
 
 
+def summary(scores: dict[str, Any], command: str | None = None) -> dict[str, Any]:
+    """Headline figures of a scored run (what bench/results/eval_*.json keep), beside the anchors."""
+    sets = {}
+    for r in _summary_rows(scores):
+        sets[r["set"]] = {
+            "n": r["n"],
+            "failed": r["failed"],
+            "unparseable_pct": round(r["unparseable"], 2),
+            "accuracy": round(r["accuracy"], 2),
+            "weighted_f1": round(r["wf1"], 2),
+            "weighted_f1_ci95": [round(r["wf1_low"], 2), round(r["wf1_high"], 2)],
+            "macro_f1": round(r["macro_f1"], 2),
+            "rouge": {k: None if r[k] is None else round(r[k], 2) for k in ("rouge1", "rouge2", "rougeL")},
+            "bartscore_hyp_ref": None if r["bart_hyp_ref"] is None else round(r["bart_hyp_ref"], 4),
+            "anchor_mentallama_chat_13b_wf1": r["mentallama"],
+            "anchor_best_discriminative_wf1": r["discriminative"],
+        }
+    wf1 = [v["weighted_f1"] for v in sets.values()]
+    meta = scores.get("meta", {})
+    return {
+        "command": command,
+        "backend": meta.get("run", {}).get("backend"),
+        "data": meta.get("run", {}).get("data"),
+        "limit": meta.get("run", {}).get("limit"),
+        "seed": meta.get("run", {}).get("seed"),
+        "fallback": meta.get("fallback"),
+        "bartscore": meta.get("bartscore"),
+        "mean_weighted_f1": round(sum(wf1) / len(wf1), 2) if wf1 else None,
+        "sets": sets,
+    }
+
+
 def write_report(
     run_dir: str | Path, title: str | None = None, *, examples: bool = True, out: str | Path | None = None
 ) -> tuple[Path, Path]:
@@ -419,4 +451,4 @@ def write_report(
     return md, page
 
 
-__all__ = ["to_html", "to_markdown", "write_report"]
+__all__ = ["summary", "to_html", "to_markdown", "write_report"]
