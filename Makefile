@@ -34,8 +34,14 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
+# make run: the counselling chat, the API and the web app on http://127.0.0.1:8000 (embedded backend,
+# offline). The retrieval index over CounselChat is built once and cached (CounselChat is downloaded first
+# when no data folder has it).
+RUN_HOST ?= 127.0.0.1
+RUN_PORT ?= 8000
 run: install
-	$(VENV)/bin/mentalens demo
+	$(VENV)/bin/mentalens counsel index --fetch
+	$(VENV)/bin/mentalens serve --host $(RUN_HOST) --port $(RUN_PORT)
 
 test: install
 	$(VENV)/bin/pytest -q -p no:cacheprovider
