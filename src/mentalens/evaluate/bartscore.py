@@ -51,7 +51,7 @@ class BARTScorer:
         max_length: int = 1024,
         batch_size: int = 32,
         max_tokens: int = 16384,
-        lm_chunk: int = 2048,
+        lm_chunk: int = 1024,
     ):
         import torch
         from transformers import AutoTokenizer, BartForConditionalGeneration
