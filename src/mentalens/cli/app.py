@@ -42,3 +42,7 @@ def version() -> None:
     from mentalens import __version__
 
     console.print(f"mentalens {__version__}")
+
+
+# `mentalens train ...`: one command per trained component (analyzer, risk, ...), added by their modules.
+train_app = sub_app("train", "Train the embedded models shipped with mentalens (analyzer, ...).")
