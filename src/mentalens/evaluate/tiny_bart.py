@@ -71,7 +71,7 @@ def build_tiny_bart(
     )
     key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
     out = Path(out_dir) if out_dir else cache_dir("tiny", f"bart-{key}")
-    if (out / "config.json").is_file() and (out / "vocab.json").is_file():
+    if (out / "config.json").is_file() and (out / "tokenizer_config.json").is_file():
         return out
     tok_dir = out / "_tokenizer"
     build_bart_tokenizer(texts if texts is not None else _training_text(), tok_dir, vocab_size)
