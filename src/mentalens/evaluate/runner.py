@@ -335,6 +335,8 @@ def run_answers(
     for name, recs in sets.items():
         rows = read_rows(out / f"{name}.jsonl")
         todo = [r for r in recs if r.index not in rows or rows[r.index].get("error") is not None]
+        # longest first: batches of similar length pad less, and a prompt too long for memory fails at once
+        todo.sort(key=lambda r: (-len(r.query), r.index))
         plans.append((name, recs, rows, todo))
 
     streak = _FailureStreak(config.max_consecutive_failures)
