@@ -210,7 +210,13 @@ def score_run(run_dir: str | Path, config: ScoreConfig | None = None, *, show_pr
         "resamples": cfg.resamples,
         "seed": cfg.seed,
     }
-    n_bart = sum(len(s.rows) for s in sets) * (len(cfg.bart_directions) if scorer else 0)
+    d = set(cfg.bart_directions)
+    passes = int(bool(d & {"hyp_ref", "ref_hyp", "f_avg", "f_harm"})) + int(bool(d & {"ref_hyp", "f_avg", "f_harm"}))
+    n_bart = 0
+    if scorer is not None:
+        for s in sets:
+            has_src = bool(s.rows) and all(r.get("query") for r in s.rows)
+            n_bart += len(s.rows) * (passes + int("src_hyp" in d and has_src))
     progress = Progress(
         TextColumn("{task.description:<22}"),
         BarColumn(),
