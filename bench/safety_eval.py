@@ -1,0 +1,246 @@
+"""Safety-layer evaluation: the hand-labelled set (bench/data/safety_eval.jsonl) and C-SSRS Reddit users.
+
+    python bench/safety_eval.py            # prints tables, writes bench/results/safety_eval.{json,html}
+
+Labelled set: 276 messages/conversations written by the safety developer BEFORE the rules (explicit and
+indirect statements at every level, misspellings, slang, Spanish, multi-turn, flags, 105 benign look-alikes).
+Every third item of each category is the dev split the rules were tuned on; the headline figures are on the
+test split. Goals (issue 7): recall of high/imminent 100%, of moderate-or-above >= 97%, false alarms on benign
+look-alikes <= 5%.
+
+C-SSRS (Gaur et al., 500 users, one label per user): a secondary, noisier check. Supportive/Indicator ->
+none/low, Ideation -> moderate, Behavior/Attempt -> high. The classifier was trained on 70% of the users;
+figures with the classifier are on the other 30% only; rules-only figures are on all 500.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import statistics
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+os.environ.setdefault("MENTALENS_DATA", str(REPO.parent / "shared" / "data"))
+
+from mentalens.safety import RiskLevel, assess  # noqa: E402
+from mentalens.safety.classifier import cssrs_split, get_classifier  # noqa: E402
+
+LEVELS = [lvl.value for lvl in RiskLevel]
+RANK = {v: i for i, v in enumerate(LEVELS)}
+CORE_FLAGS = ("harm_to_others", "abuse", "medical_emergency", "others_at_risk")
+CSSRS_MAP = {"Supportive": "none", "Indicator": "low", "Ideation": "moderate", "Behavior": "high", "Attempt": "high"}
+DATA = REPO / "bench" / "data" / "safety_eval.jsonl"
+BENIGN = ("benign_lookalike", "challenge_benign")
+SPLITS = ("test", "challenge", "dev", "all")
+OUT = REPO / "bench" / "results"
+
+
+def confusion(pairs: list[tuple[str, str]]) -> dict[str, dict[str, int]]:
+    c = Counter(pairs)
+    return {g: {p: c[(g, p)] for p in LEVELS} for g in LEVELS}
+
+
+def ratio(num: int, den: int) -> float | None:
+    return round(num / den, 4) if den else None
+
+
+def labelled_metrics(rows: list[dict], preds: dict[str, object]) -> dict:
+    pairs = [(r["level"], preds[r["id"]].level.value) for r in rows]
+    hi = [(g, p) for g, p in pairs if g in ("high", "imminent")]
+    mod = [(g, p) for g, p in pairs if RANK[g] >= RANK["moderate"]]
+    imm = [(g, p) for g, p in pairs if g == "imminent"]
+    benign = [r for r in rows if r["category"] in BENIGN]
+    alarms = [r for r in benign if preds[r["id"]].requires_escalation]
+    risk = [r for r in rows if r["level"] != "none"]
+    flags = {}
+    for f in CORE_FLAGS:
+        tp = sum(1 for r in rows if r["flags"][f] and preds[r["id"]].flags[f])
+        fn = sum(1 for r in rows if r["flags"][f] and not preds[r["id"]].flags[f])
+        fp = sum(1 for r in rows if not r["flags"][f] and preds[r["id"]].flags[f])
+        flags[f] = {"gold": tp + fn, "recall": ratio(tp, tp + fn), "false_positives": fp}
+    by_cat = {}
+    for cat in sorted({r["category"] for r in rows}):
+        rs = [r for r in rows if r["category"] == cat]
+        by_cat[cat] = {"n": len(rs), "exact_level": ratio(sum(preds[r["id"]].level.value == r["level"] for r in rs),
+                                                          len(rs))}
+    return {
+        "n": len(rows),
+        "benign_lookalikes": len(benign),
+        "recall_high_imminent": ratio(sum(RANK[p] >= RANK["high"] for _, p in hi), len(hi)),
+        "recall_moderate_plus": ratio(sum(RANK[p] >= RANK["moderate"] for _, p in mod), len(mod)),
+        "recall_imminent_exact": ratio(sum(p == "imminent" for _, p in imm), len(imm)),
+        "recall_any_risk": ratio(sum(RANK[preds[r["id"]].level.value] >= 1 for r in risk), len(risk)),
+        "benign_false_alarm_rate": ratio(len(alarms), len(benign)),
+        "benign_false_alarms": [r["id"] for r in alarms],
+        "exact_level_accuracy": ratio(sum(g == p for g, p in pairs), len(pairs)),
+        "under_triage": ratio(sum(RANK[p] < RANK[g] for g, p in pairs), len(pairs)),
+        "over_triage": ratio(sum(RANK[p] > RANK[g] for g, p in pairs), len(pairs)),
+        "misses": [{"id": r["id"], "gold": r["level"], "pred": preds[r["id"]].level.value} for r in rows
+                   if RANK[preds[r["id"]].level.value] < RANK[r["level"]]],
+        "flags": flags,
+        "by_category": by_cat,
+        "confusion": confusion(pairs),
+    }
+
+
+def cssrs_metrics(users: list, preds: dict[str, object]) -> dict:
+    pairs = [(CSSRS_MAP[u.labels["cssrs"]], preds[u.id].level.value) for u in users]
+    orig = Counter((u.labels["cssrs"], preds[u.id].level.value) for u in users)
+    pos = [u for u in users if u.labels["cssrs"] in ("Ideation", "Behavior", "Attempt")]
+    beh = [u for u in users if u.labels["cssrs"] in ("Behavior", "Attempt")]
+    at_risk = [u for u in users if u.labels["cssrs"] != "Supportive"]
+    sup = [u for u in users if u.labels["cssrs"] == "Supportive"]
+    out = {
+        "users": len(users),
+        "recall_moderate_plus": ratio(sum(RANK[preds[u.id].level.value] >= 2 for u in pos), len(pos)),
+        "recall_high_plus_behavior_attempt": ratio(sum(RANK[preds[u.id].level.value] >= 3 for u in beh), len(beh)),
+        "recall_any_risk_non_supportive": ratio(sum(preds[u.id].requires_escalation for u in at_risk), len(at_risk)),
+        "supportive_flagged_rate": ratio(sum(preds[u.id].requires_escalation for u in sup), len(sup)),
+        "exact_mapped_level": ratio(sum(g == p for g, p in pairs), len(pairs)),
+        "confusion_mapped": confusion(pairs),
+        "confusion_by_cssrs_label": {lab: {p: orig[(lab, p)] for p in LEVELS} for lab in CSSRS_MAP},
+    }
+    probs = [(preds[u.id].classifier_probability, u.labels["cssrs"] != "Supportive") for u in users]
+    if all(p is not None for p, _ in probs) and len({y for _, y in probs}) == 2:
+        from sklearn.metrics import roc_auc_score
+
+        out["classifier_auc_non_supportive"] = round(float(roc_auc_score([y for _, y in probs],
+                                                                         [p for p, _ in probs])), 4)
+    return out
+
+
+def print_confusion(title: str, conf: dict[str, dict[str, int]], rows_label: str = "gold") -> None:
+    print(f"\n{title}")
+    corner = rows_label + " / pred"
+    print(f"  {corner:>18s} " + " ".join(f"{p:>9s}" for p in LEVELS))
+    for g, row in conf.items():
+        if any(row.values()):
+            print(f"  {g:>18s} " + " ".join(f"{row[p]:>9d}" for p in LEVELS))
+
+
+def html_report(result: dict) -> str:
+    def table(conf: dict, label: str) -> str:
+        head = "".join(f"<th>{p}</th>" for p in LEVELS)
+        body = ""
+        for g, row in conf.items():
+            if not any(row.values()):
+                continue
+            cells = ""
+            for p in LEVELS:
+                v = row[p]
+                shade = "#d4edda" if g == p else ("#f8d7da" if RANK.get(p, 0) < RANK.get(g, 0) else "#fff3cd")
+                cells += f"<td style='background:{shade if v else '#fff'}'>{v}</td>"
+            body += f"<tr><th>{html.escape(g)}</th>{cells}</tr>"
+        return f"<table border=1 cellpadding=4><tr><th>{label} \\ predicted</th>{head}</tr>{body}</table>"
+
+    parts = ["<html><head><meta charset='utf-8'><title>mentalens safety evaluation</title></head><body>",
+             "<h1>mentalens safety evaluation</h1>",
+             "<p>Rows: gold level; columns: predicted. Green: exact; red: under-triage; yellow: over-triage.</p>"]
+    for split in ("test", "challenge", "dev"):
+        m = result["labelled"][split]["system"]
+        parts.append(f"<h2>Labelled set, {split} split (n={m['n']})</h2>")
+        parts.append("<ul>" + "".join(f"<li>{k}: {m[k]}</li>" for k in (
+            "recall_high_imminent", "recall_moderate_plus", "benign_false_alarm_rate", "exact_level_accuracy"))
+                     + "</ul>")
+        parts.append(table(m["confusion"], "gold"))
+    for key in ("cssrs_heldout_system", "cssrs_all_rules"):
+        m = result[key]
+        parts.append(f"<h2>C-SSRS: {key} (users={m['users']})</h2>")
+        parts.append(table(m["confusion_by_cssrs_label"], "C-SSRS label"))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def main() -> None:
+    rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
+    clf = get_classifier()
+    result: dict = {"labelled": {}, "classifier_present": clf is not None}
+    t_rules, t_sys = [], []
+    preds_sys, preds_rules = {}, {}
+    for r in rows:
+        t0 = time.perf_counter()
+        preds_rules[r["id"]] = assess(r["messages"], use_classifier=False)
+        t1 = time.perf_counter()
+        preds_sys[r["id"]] = assess(r["messages"])
+        t2 = time.perf_counter()
+        t_rules.append(t1 - t0)
+        t_sys.append(t2 - t1)
+    for split in SPLITS:
+        rs = [r for r in rows if split == "all" or r["split"] == split]
+        result["labelled"][split] = {"system": labelled_metrics(rs, preds_sys),
+                                     "rules_only": labelled_metrics(rs, preds_rules)}
+    result["latency_ms_per_item"] = {"rules_only_median": round(statistics.median(t_rules) * 1000, 3),
+                                     "with_classifier_median": round(statistics.median(t_sys) * 1000, 3)}
+
+    from mentalens.data import load_cssrs
+
+    users = load_cssrs()
+    c_rules, c_sys = {}, {}
+    t0 = time.perf_counter()
+    for u in users:
+        c_rules[u.id] = assess(list(u.posts), use_classifier=False)
+    t_cssrs = time.perf_counter() - t0
+    held = [u for u in users if cssrs_split(u.id) == "test"]
+    for u in held:
+        c_sys[u.id] = assess(list(u.posts))
+    result["cssrs_all_rules"] = cssrs_metrics(users, c_rules)
+    result["cssrs_heldout_rules"] = cssrs_metrics(held, c_rules)
+    result["cssrs_heldout_system"] = cssrs_metrics(held, c_sys)
+    result["cssrs_seconds_rules_all_users"] = round(t_cssrs, 2)
+
+    test = result["labelled"]["test"]["system"]
+    result["headline"] = {
+        "split": "test",
+        "n": test["n"],
+        "recall_high_imminent": test["recall_high_imminent"],
+        "recall_moderate_plus": test["recall_moderate_plus"],
+        "benign_false_alarm_rate": test["benign_false_alarm_rate"],
+        "goals": {"recall_high_imminent": 1.0, "recall_moderate_plus": 0.97, "benign_false_alarm_rate_max": 0.05},
+        "cssrs_heldout_recall_moderate_plus": result["cssrs_heldout_system"]["recall_moderate_plus"],
+        "cssrs_heldout_recall_any_risk": result["cssrs_heldout_system"]["recall_any_risk_non_supportive"],
+        "cssrs_heldout_supportive_flagged": result["cssrs_heldout_system"]["supportive_flagged_rate"],
+        "cssrs_all_rules_recall_moderate_plus": result["cssrs_all_rules"]["recall_moderate_plus"],
+    }
+
+    print("mentalens safety evaluation")
+    print(f"labelled set: {len(rows)} items ({sum(r['split'] == 'test' for r in rows)} test, "
+          f"{sum(r['split'] == 'dev' for r in rows)} dev); classifier: {'on' if clf else 'absent'}")
+    print(f"\n{'split':6s} {'system':12s} {'rec high+':>9s} {'rec mod+':>9s} {'benign FA':>9s} {'exact':>7s} "
+          f"{'under':>7s} {'over':>7s}")
+    for split in SPLITS:
+        for kind in ("system", "rules_only"):
+            m = result["labelled"][split][kind]
+            print(f"{split:6s} {kind:12s} {m['recall_high_imminent']:>9.3f} {m['recall_moderate_plus']:>9.3f} "
+                  f"{m['benign_false_alarm_rate']:>9.3f} {m['exact_level_accuracy']:>7.3f} {m['under_triage']:>7.3f} "
+                  f"{m['over_triage']:>7.3f}")
+    print_confusion("confusion, labelled TEST split (system)", test["confusion"])
+    print("\nflags (test):", json.dumps(test["flags"]))
+    print("under-triaged (test):", test["misses"])
+    print("benign false alarms (test):", test["benign_false_alarms"])
+    for key in ("cssrs_heldout_system", "cssrs_heldout_rules", "cssrs_all_rules"):
+        m = result[key]
+        print(f"\nC-SSRS {key}: users={m['users']} recall mod+={m['recall_moderate_plus']} "
+              f"recall high+ (Behavior/Attempt)={m['recall_high_plus_behavior_attempt']} "
+              f"any-risk recall={m['recall_any_risk_non_supportive']} supportive flagged={m['supportive_flagged_rate']}"
+              + (f" classifier AUC={m['classifier_auc_non_supportive']}"
+                 if "classifier_auc_non_supportive" in m else ""))
+        print_confusion(f"  confusion by C-SSRS label ({key})", m["confusion_by_cssrs_label"], "C-SSRS")
+    print(f"\nlatency per labelled item (median): rules {result['latency_ms_per_item']['rules_only_median']} ms, "
+          f"with classifier {result['latency_ms_per_item']['with_classifier_median']} ms")
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    tmp = OUT / "safety_eval.json.tmp"
+    tmp.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, OUT / "safety_eval.json")
+    (OUT / "safety_eval.html").write_text(html_report(result), encoding="utf-8")
+    print(f"\nwrote {OUT / 'safety_eval.json'} and safety_eval.html")
+
+
+if __name__ == "__main__":
+    main()

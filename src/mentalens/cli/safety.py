@@ -1,0 +1,202 @@
+"""`mentalens risk ...`, `mentalens safety ...` and `mentalens train risk`: the safety layer from the shell."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from mentalens.cli.app import app, console, print_json, sub_app
+
+safety_app = sub_app("safety", "Crisis helplines, the output guard and PII redaction.")
+
+
+def _train_group() -> typer.Typer:
+    """The shared `mentalens train` group (created here only if no other module made it)."""
+    for info in app.registered_groups:
+        if info.name == "train" and info.typer_instance is not None:
+            return info.typer_instance
+    return sub_app("train", "Rebuild mentalens's own small models from the public data.")
+
+
+train_app = _train_group()
+
+_COLORS = {"none": "green", "low": "yellow", "moderate": "dark_orange", "high": "red", "imminent": "bold red"}
+
+
+def _read_lines(path: Path) -> list[str]:
+    from mentalens.errors import DataError
+
+    if not path.is_file():
+        raise DataError(f"{path}: file not found: pass a text file with one message per line")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text: save it as UTF-8 (one message per line)") from None
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        raise DataError(f"{path}: no messages found: write one message per line")
+    return lines
+
+
+def _show(a, text_label: str | None = None) -> None:
+    from rich.table import Table
+
+    from mentalens.safety import escalation_text
+
+    lvl = a.level.value
+    title = f"risk: [{_COLORS[lvl]}]{lvl}[/]" + (f"  ({text_label})" if text_label else "")
+    if a.classifier_probability is not None:
+        title += f"  classifier p={a.classifier_probability:.2f}"
+    if a.review:
+        title += "  [yellow]review suggested[/]"
+    console.print(title)
+    flags = [k for k, v in a.flags.items() if v]
+    if flags:
+        console.print("flags: " + ", ".join(flags))
+    if a.cues:
+        t = Table("construct", "text", "span", "msg", "counts", "note", show_header=True, header_style="bold")
+        for c in a.cues:
+            t.add_row(c.construct, c.text, f"{c.start}-{c.end}", str(c.message_index), "yes" if c.weight > 0 else "no",
+                      c.note or "")
+        console.print(t)
+    esc = escalation_text(a)
+    if esc:
+        console.print(f"\n[bold]What mentalens shows:[/] {esc}")
+    for r in a.resources:
+        console.print(f"  - {r.contact()}" + (f"  <{r.url}>" if r.url and r.phone else ""))
+
+
+@app.command("risk")
+def risk(
+    text: str = typer.Argument(None, help="The message to assess (or use --file)."),
+    file: Path = typer.Option(None, "--file", "-f", help="A UTF-8 text file with one message per line."),
+    conversation: bool = typer.Option(False, "--conversation", help="Treat the lines of --file as one conversation."),
+    locale: str = typer.Option(None, "--locale", "-l", help="e.g. US, en-GB, es_MX (default $MENTALENS_LOCALE)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    no_classifier: bool = typer.Option(False, "--no-classifier", help="Rules only."),
+) -> None:
+    """Assess suicide/self-harm risk (C-SSRS-style level, flags, cues, resources). Not a diagnosis."""
+    from mentalens.errors import DataError
+    from mentalens.safety import assess, escalation_text
+
+    if (text is None) == (file is None):
+        raise DataError("pass either a message or --file FILE (one message per line)")
+    use = False if no_classifier else None
+    if file is None:
+        items = [("message", [text])]
+    elif conversation:
+        items = [("conversation", _read_lines(file))]
+    else:
+        items = [(f"line {i}", [ln]) for i, ln in enumerate(_read_lines(file), 1)]
+    results = []
+    for label, msgs in items:
+        a = assess(msgs if len(msgs) > 1 else msgs[0], locale=locale, use_classifier=use)
+        if as_json:
+            d = a.to_dict()
+            d["escalation_text"] = escalation_text(a)
+            if file is not None and not conversation:
+                d["line"] = int(label.split()[1])
+            results.append(d)
+        else:
+            _show(a, label if file is not None else None)
+    if as_json:
+        print_json(results[0] if (file is None or conversation) else results)
+
+
+@safety_app.command("helplines")
+def helplines(
+    locale: str = typer.Option(None, "--locale", "-l", help="e.g. US, en-GB, es_MX; omit for the global fallback."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    all_countries: bool = typer.Option(False, "--all", help="List every country in the table."),
+) -> None:
+    """Show the crisis lines and emergency number for a locale (numbers must be re-checked periodically)."""
+    from mentalens.safety import countries, resources_for
+    from mentalens.safety.helplines import load_helplines
+
+    if all_countries:
+        if as_json:
+            print_json(countries())
+        else:
+            for code, name in countries().items():
+                console.print(f"{code}  {name}")
+        return
+    res = resources_for(locale)
+    if as_json:
+        print_json({"locale": locale, "resources": [r.to_dict() for r in res]})
+        return
+    for r in res:
+        url = f"  <{r.url}>" if r.url and (r.phone or r.sms) else ""
+        console.print(f"[bold]{r.kind}[/]  {r.contact()}{url}  (checked {r.checked}; source {r.source or '-'})")
+    console.print(f"\n[dim]{load_helplines().notice}[/]")
+
+
+@safety_app.command("guard")
+def guard(
+    reply: str = typer.Argument(..., help="A generated reply to check."),
+    message: str = typer.Option(None, "--message", "-m", help="The user's message it answers (for risk checks)."),
+    locale: str = typer.Option(None, "--locale", "-l"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Run the output guard on a reply: violations and the text mentalens would show instead."""
+    from mentalens.safety import assess, guard_reply
+
+    a = assess(message, locale=locale) if message else None
+    res = guard_reply(reply, a)
+    if as_json:
+        print_json(res.to_dict())
+        return
+    console.print("[green]ok[/]" if res.ok else "[red]withheld[/]: " + ", ".join(res.violations))
+    if not res.ok:
+        console.print(res.reply)
+
+
+@safety_app.command("redact")
+def redact_cmd(
+    text: str = typer.Argument(None, help="Text to redact (or use --file)."),
+    file: Path = typer.Option(None, "--file", "-f", help="A UTF-8 text file to redact (written to stdout)."),
+) -> None:
+    """Replace emails, phones, URLs, handles, addresses and detectable names with placeholders."""
+    import sys
+
+    from mentalens.errors import DataError
+    from mentalens.safety import redact
+
+    if (text is None) == (file is None):
+        raise DataError("pass either text or --file FILE")
+    if file is not None:
+        if not file.is_file():
+            raise DataError(f"{file}: file not found: pass a UTF-8 text file")
+        try:
+            text = file.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError:
+            raise DataError(f"{file}: not UTF-8 text: save it as UTF-8") from None
+    sys.stdout.write(redact(text) + ("" if text.endswith("\n") else "\n"))
+
+
+@train_app.command("risk")
+def train_risk(
+    data: Path = typer.Option(None, "--data", help="The mentalens data folder (default $MENTALENS_DATA)."),
+    out: Path = typer.Option(None, "--out", help="Where to write the artefact (default: the packaged one)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the training report as JSON."),
+) -> None:
+    """Rebuild the small risk classifier deterministically (leakage-guarded) from the public data."""
+    import time
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from mentalens.safety.classifier import default_path, train_classifier
+
+    target = out or default_path()
+    t0 = time.time()
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                  transient=True) as progress:
+        task = progress.add_task("risk classifier", total=None)
+        clf, report = train_classifier(data, progress=lambda msg: progress.update(task, description=msg))
+    path = clf.save(target)
+    report = {**report, "artefact": str(path), "bytes": path.stat().st_size, "seconds": round(time.time() - t0, 1)}
+    if as_json:
+        print_json(report)
+    else:
+        console.print(f"risk classifier written to {path} ({path.stat().st_size / 1024:.0f} KB, "
+                      f"{report['features']} features, thresholds {report['thresholds']})")

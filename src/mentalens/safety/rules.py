@@ -1,0 +1,311 @@
+"""Transparent risk rules: lexicon matches -> cues (with negation, quotes, hypotheticals, figures of speech,
+third persons) -> a C-SSRS-style level for the whole conversation.
+
+Every decision is traceable to a cue with a span in the user's text. The lexicon lives in
+resources/safety/lexicon.yaml so clinicians can review it without reading Python.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from mentalens.errors import ConfigError
+from mentalens.safety.normalize import Normalized, normalize
+from mentalens.safety.types import Cue, RiskLevel
+
+LOW = frozenset({"passive", "hopeless", "burden", "history"})
+MODERATE = frozenset({"ideation", "selfharm_urge"})
+HIGH = frozenset({"intent", "plan", "preparation", "method", "recent_attempt", "selfharm", "means_at_hand",
+                  "farewell"})
+SELF_RISK = (LOW - {"history"}) | MODERATE | HIGH | {"attempt_now"}
+FLAG_CONSTRUCTS = frozenset({"others_at_risk", "harm_to_others", "abuse", "medical_emergency"})
+# constructs that become others_at_risk when their subject is someone else
+_TRANSFERABLE = MODERATE | HIGH | {"attempt_now"}
+_FIGURATIVE_ZEROED = frozenset({"passive", "hopeless", "burden", "harm_to_others", "medical_emergency"})
+
+_CLAUSE_BREAK = re.compile(r"[.!?;\n]|\bbut\b|\bpero\b|\bthough\b|\bhowever\b|\bsino\b")
+_WORD = re.compile(r"[a-z0-9]+")
+_QUOTED = re.compile(r"[\"\u201c\u201d\u201e\u00ab\u00bb]([^\"\u201c\u201d\u201e\u00ab\u00bb\n]{2,400})"
+                     r"[\"\u201c\u201d\u201e\u00ab\u00bb]|(?:^|(?<=[\s(]))['\u2018]([^'\u2019\n]{3,300})['\u2019]"
+                     r"(?=[\s.,!?;:)]|$)")
+_LATER = re.compile(r"\b(?:tomorrow|tomorow|next\s+(?:week|month|year)|this\s+weekend|weekend|someday|one\s+day|"
+                    r"eventually|after\s+(?:my|the)\s+(?:exams?|birthday|holidays?|wedding)|manana|"
+                    r"fin\s+de\s+semana|la\s+proxima\s+semana)\b")
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    id: str
+    construct: str
+    regex: re.Pattern[str]
+    contextual: bool = False
+    flag: str | None = None
+    scope: str = "self"  # "self": about the person writing; "other": a flag, whoever it concerns
+    lang: str = "en"
+
+
+@dataclasses.dataclass(frozen=True)
+class Lexicon:
+    rules: tuple[Rule, ...]
+    negators: frozenset[str]
+    negator_exceptions: tuple[str, ...]
+    hypothetical: re.Pattern[str]
+    past: re.Pattern[str]
+    recent: re.Pattern[str]
+    remote: re.Pattern[str]
+    joke: re.Pattern[str]
+    joke_emoji: tuple[str, ...]
+    attribution: re.Pattern[str]
+    fiction: re.Pattern[str]
+    news: re.Pattern[str]
+    accident: re.Pattern[str]
+    benign_context: re.Pattern[str]
+    third_person: frozenset[str]
+    first_person: frozenset[str]
+    version: int = 1
+
+
+def _phrases(items: Sequence[str]) -> re.Pattern[str]:
+    """One regex matching any listed phrase at word boundaries (entries may hold regex like `\\d+`)."""
+    alts = sorted((p if any(c in p for c in "\\[]()+*?") else re.escape(p)) for p in items)
+    return re.compile(r"\b(?:" + "|".join(alts) + r")\b")
+
+
+def _expand(pattern: str, macros: dict[str, str]) -> str:
+    for _ in range(5):  # macros may use macros
+        new = re.sub(r"%([A-Z_]+)%", lambda m: macros[m.group(1)], pattern)
+        if new == pattern:
+            return new
+        pattern = new
+    return pattern
+
+
+@functools.lru_cache(maxsize=4)
+def load_lexicon(path: str | None = None) -> Lexicon:
+    """Parse and compile the lexicon (cached: the chat server assesses every turn)."""
+    import yaml
+
+    from mentalens.paths import package_resource
+
+    p = Path(path) if path else package_resource("safety", "lexicon.yaml")
+    try:
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        doc = yaml.load(p.read_text(encoding="utf-8"), Loader=loader)
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"risk lexicon {p} cannot be read ({exc}): reinstall mentalens or fix the file") from None
+    macros = {k: str(v) for k, v in (doc.get("macros") or {}).items()}
+    rules = []
+    for entry in doc.get("patterns") or []:
+        try:
+            rx = re.compile(_expand(entry["pattern"], macros))
+        except (KeyError, re.error) as exc:
+            raise ConfigError(f"risk lexicon {p}: pattern {entry.get('id')!r} is invalid ({exc}): fix it") from None
+        rules.append(Rule(entry["id"], entry["construct"], rx, bool(entry.get("contextual", False)),
+                          entry.get("flag"), entry.get("scope", "self"), entry.get("lang", "en")))
+    mod = doc.get("modifiers") or {}
+    return Lexicon(
+        rules=tuple(rules),
+        negators=frozenset(mod.get("negators", ())),
+        negator_exceptions=tuple(mod.get("negator_exceptions", ())),
+        hypothetical=_phrases(mod.get("hypothetical", ())),
+        past=_phrases(mod.get("past", ())),
+        recent=_phrases(mod.get("recent", ())),
+        remote=_phrases(mod.get("remote", ())),
+        joke=_phrases(mod.get("joke_markers", ())),
+        joke_emoji=tuple(mod.get("joke_emoji", ())),
+        attribution=_phrases(mod.get("attribution", ())),
+        fiction=_phrases(mod.get("fiction", ())),
+        news=_phrases(mod.get("news", ())),
+        accident=_phrases(mod.get("accident", ())),
+        benign_context=_phrases(mod.get("benign_context", ())),
+        third_person=frozenset(mod.get("third_person", ())),
+        first_person=frozenset(mod.get("first_person", ())),
+        version=int(doc.get("version", 1)),
+    )
+
+
+def _clause_start(text: str, pos: int) -> int:
+    start = 0
+    for m in _CLAUSE_BREAK.finditer(text, 0, pos):
+        start = m.end()
+    return start
+
+
+def _clause_end(text: str, pos: int) -> int:
+    m = _CLAUSE_BREAK.search(text, pos)
+    return m.start() if m else len(text)
+
+
+def _is_joking(original: str, norm: str, lex: Lexicon) -> bool:
+    if any(e in original for e in lex.joke_emoji):
+        return True
+    for m in lex.joke.finditer(norm):
+        before = norm[max(0, m.start() - 6):m.start()]
+        if not re.search(r"\b(?:not|no|nt)\s*$", before):
+            return True
+    return False
+
+
+@dataclasses.dataclass
+class MessageAnalysis:
+    cues: list[Cue]
+    timing: list[Cue]
+    later: bool  # the message names a later time ("tomorrow", "this weekend")
+
+
+def _negated(prefix_tokens: list[str], match_tokens: list[str], lex: Lexicon) -> bool:
+    """A negator among the 3 words before the cue, unless it is part of a non-negating phrase ("can't stop")."""
+    n = len(prefix_tokens)
+    for pos in range(max(0, n - 3), n):
+        if prefix_tokens[pos] not in lex.negators:
+            continue
+        phrase = " ".join(prefix_tokens[pos:] + match_tokens[:3])
+        if any(phrase.startswith(ex) for ex in lex.negator_exceptions):
+            continue
+        return True
+    return False
+
+
+def analyze_message(text: str, index: int = 0, lex: Lexicon | None = None) -> MessageAnalysis:
+    """All cues in one message, each with its weight and, when discounted, the reason."""
+    lex = lex or load_lexicon()
+    nz: Normalized = normalize(text)
+    norm = nz.text
+    joking = _is_joking(text, norm, lex)
+    attributed = bool(lex.attribution.search(norm))
+    fiction = bool(lex.fiction.search(norm))
+    news = bool(lex.news.search(norm))
+    accident = bool(lex.accident.search(norm))
+    benign_ctx = bool(lex.benign_context.search(norm))
+    quotes = [(m.start(), m.end()) for m in _QUOTED.finditer(text)] if attributed else []
+    cues: list[Cue] = []
+    timing: list[Cue] = []
+    for rule in lex.rules:
+        for m in rule.regex.finditer(norm):
+            if m.end() == m.start():
+                continue
+            start, end = nz.span(m.start(), m.end())
+            construct, weight, note = rule.construct, 1.0, None
+            cstart = _clause_start(norm, m.start())
+            prefix = _WORD.findall(norm[cstart:m.start()])
+            match_tokens = _WORD.findall(m.group())
+            first_tok = (match_tokens or [""])[0]
+            if construct == "timing_now":
+                timing.append(Cue(construct, text[start:end], start, end, index, 1.0, None, rule.id))
+                continue
+            if construct in ("denial", "figurative"):
+                weight, note = 0.0, "the person denies risk" if construct == "denial" else "figure of speech"
+            elif _negated(prefix, match_tokens, lex):
+                weight, note = 0.0, "negated"
+            elif any(qs <= start and end <= qe for qs, qe in quotes):
+                weight, note = 0.0, "quoted (someone else's words)"
+            elif rule.scope == "self":
+                clause_prefix = norm[cstart:m.start()]
+                if lex.hypothetical.search(clause_prefix) or lex.hypothetical.search(norm[max(0, cstart - 40):cstart]):
+                    weight, note = 0.0, "hypothetical or question about others"
+                elif construct in ("ideation", "passive", "intent", "plan") and (
+                        lex.past.search(clause_prefix) or lex.past.search(norm[m.end():_clause_end(norm, m.end())])):
+                    weight, note = 0.0, "in the past"
+                elif construct in ("recent_attempt", "selfharm") and lex.remote.search(norm) and not re.search(
+                        r"\b(?:again|otra\s+vez|de\s+nuevo|last\s+night|yesterday|anoche|ayer)\b", norm):
+                    construct, note = "history", "in the past"
+                elif construct in ("selfharm", "attempt_now", "recent_attempt") and accident:
+                    weight, note = 0.0, "accidental"
+                elif construct == "attempt_now" and benign_ctx:
+                    weight, note = 0.0, "as prescribed"
+                elif construct in _FIGURATIVE_ZEROED and joking:
+                    weight, note = 0.0, "figure of speech or joke"
+                elif first_tok not in lex.first_person:
+                    subject = next((t for t in reversed(prefix[-6:])
+                                    if t in lex.first_person or t in lex.third_person), None)
+                    if subject in lex.third_person and subject not in lex.first_person:
+                        if construct in _TRANSFERABLE and not (fiction or news):
+                            construct, note = "others_at_risk", "about someone else"
+                        else:
+                            weight, note = 0.0, "about someone else"
+            else:  # flags
+                if construct in _FIGURATIVE_ZEROED and joking:
+                    weight, note = 0.0, "figure of speech or joke"
+                elif construct == "others_at_risk" and (fiction or news):
+                    weight, note = 0.0, "fiction or news"
+            cues.append(Cue(construct, text[start:end], start, end, index, weight, note, rule.id, rule.contextual))
+            if rule.flag and weight > 0 and construct == rule.construct:
+                cues.append(Cue(rule.flag, text[start:end], start, end, index, 1.0, None, rule.id))
+    # an urge to self-harm ("feel like cutting again") is not a report of self-harm
+    urges = [c for c in cues if c.construct == "selfharm_urge" and c.weight > 0]
+    cues = [c for c in cues if not (c.construct == "selfharm" and any(
+        u.start < c.end and c.start < u.end for u in urges))]
+    # "the voices tell me to kill myself" is a command hallucination, not someone abusing the person
+    voices = [c for c in cues if c.rule == "en.ideation.voices"]
+    cues = [c for c in cues if not (c.construct == "abuse" and any(
+        v.start < c.end and c.start < v.end for v in voices))]
+    # a denial ("I've never had thoughts of hurting myself") discounts the cues it covers
+    denials = [c for c in cues if c.construct == "denial"]
+    if denials:
+        cues = [dataclasses.replace(c, weight=0.0, note="denied") if c.weight > 0 and c.construct in SELF_RISK
+                and any(d.start <= c.start < d.end or c.start <= d.start < c.end for d in denials) else c
+                for c in cues]
+    return MessageAnalysis(_dedupe(cues), timing, bool(_LATER.search(norm)))
+
+
+def _dedupe(cues: list[Cue]) -> list[Cue]:
+    """Drop a cue whose span lies inside another cue of the same construct."""
+    cues = sorted(cues, key=lambda c: (c.start, -(c.end - c.start)))
+    out: list[Cue] = []
+    for c in cues:
+        if any(o.construct == c.construct and o.weight == c.weight and o.start <= c.start and c.end <= o.end
+               for o in out):
+            continue
+        out.append(c)
+    return out
+
+
+def decide(analyses: Sequence[MessageAnalysis]) -> tuple[RiskLevel, dict]:
+    """The conversation's level from its counted cues (see the table at the top of lexicon.yaml)."""
+    counted_cues = [c for a in analyses for c in a.cues if c.weight > 0 and c.construct not in FLAG_CONSTRUCTS]
+    explicit = {c.construct for c in counted_cues if not c.contextual}
+    ctx = {c.construct for c in counted_cues if c.contextual}
+    context_ok = bool(explicit & SELF_RISK) or len(ctx) >= 2
+    counted = explicit | (ctx if context_ok else set())
+    by_msg: dict[int, set[str]] = {}
+    for c in counted_cues:
+        if context_ok or not c.contextual:
+            by_msg.setdefault(c.message_index, set()).add(c.construct)
+    # timing counts for an intent/plan/means cue in the same message (unless that message names a later
+    # time and no strong "now") or in any earlier message
+    acting = {"intent", "plan", "means_at_hand", "ideation", "farewell"}
+    now_with: set[str] = set()
+    for a in analyses:
+        if not a.timing:
+            continue
+        idx = a.timing[0].message_index
+        for j, constructs in by_msg.items():
+            if j < idx or (j == idx and not (a.later and not _strong_now(a.timing))):
+                now_with |= constructs & acting
+    strong_timing = any(c.text.lower() not in ("now", "today", "hoy", "soon") for a in analyses for c in a.timing)
+    has = counted.__contains__
+    acts = has("intent") or has("plan")
+    imminent = (
+        has("attempt_now")
+        or (has("means_at_hand") and (acts or has("ideation")))
+        or bool(now_with & {"intent", "plan", "means_at_hand", "farewell"} and (acts or "farewell" in now_with))
+    )
+    if imminent:
+        level = RiskLevel.IMMINENT
+    elif counted & HIGH or ("ideation" in now_with and strong_timing):
+        level = RiskLevel.HIGH
+    elif counted & MODERATE:
+        level = RiskLevel.MODERATE
+    elif counted & LOW:
+        level = RiskLevel.LOW
+    else:
+        level = RiskLevel.NONE
+    return level, {"constructs": sorted(counted), "context_ok": context_ok, "now_with": sorted(now_with)}
+
+
+def _strong_now(timing: Sequence[Cue]) -> bool:
+    return any(re.search(r"tonight|tonite|right now|esta noche|ahora", t.text.lower()) for t in timing)
