@@ -35,19 +35,19 @@ class FallbackClassifier(ABC):
 
 
 class AnalyzerFallback(FallbackClassifier):
-    """The embedded analyzer's task heads (`Analyzer.load().classify(text, task, aspect)`)."""
+    """The embedded analyzer's task heads (`get_analyzer().classify(text, task, aspect)`)."""
 
     name = "analyzer"
 
     def __init__(self, analyzer: Any = None, path: str | None = None):
         if analyzer is None:
             try:
-                from mentalens.analyze import Analyzer
+                from mentalens.analyze import get_analyzer
             except ImportError as exc:
                 raise ModelError(
                     f"the embedded analyzer is not available ({exc}): use --fallback none or mentalbert:DIR"
                 ) from None
-            analyzer = Analyzer.load(path) if path else Analyzer.load()
+            analyzer = get_analyzer(path)  # shared with the embedded backend when both run in one process
         self.analyzer = analyzer
 
     def classify(self, texts: Sequence[str], task: Task, aspects: Sequence[str | None]) -> list[str | None]:
