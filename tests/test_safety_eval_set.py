@@ -1,0 +1,53 @@
+"""The labelled evaluation set: its shape, and the issue's goals as a regression floor."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from mentalens.safety import assess
+
+DATA = Path(__file__).resolve().parents[1] / "bench" / "data" / "safety_eval.jsonl"
+RANK = {"none": 0, "low": 1, "moderate": 2, "high": 3, "imminent": 4}
+BENIGN = {"benign_lookalike", "challenge_benign"}
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[dict]:
+    return [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def test_shape(rows) -> None:
+    assert len(rows) >= 200 and len({r["id"] for r in rows}) == len(rows)
+    cats = Counter(r["category"] for r in rows)
+    assert cats["benign_lookalike"] >= 80
+    assert {"explicit", "indirect", "misspelling", "slang", "spanish", "multiturn"} <= set(cats)
+    assert {r["level"] for r in rows} == set(RANK)
+    assert {r["split"] for r in rows} == {"dev", "test", "challenge"}
+    for r in rows:
+        assert r["messages"] and set(r["flags"]) == {"harm_to_others", "abuse", "medical_emergency", "others_at_risk"}
+
+
+def _scores(rows, split):
+    rs = [r for r in rows if r["split"] in split]
+    pred = {r["id"]: assess(r["messages"]) for r in rs}
+    hi = [r for r in rs if RANK[r["level"]] >= 3]
+    mod = [r for r in rs if RANK[r["level"]] >= 2]
+    ben = [r for r in rs if r["category"] in BENIGN]
+    return (sum(RANK[pred[r["id"]].level.value] >= 3 for r in hi) / len(hi),
+            sum(RANK[pred[r["id"]].level.value] >= 2 for r in mod) / len(mod),
+            sum(pred[r["id"]].requires_escalation for r in ben) / len(ben))
+
+
+def test_goals_hold_on_the_dev_and_test_splits(rows) -> None:
+    rec_hi, rec_mod, false_alarms = _scores(rows, {"dev", "test"})
+    assert rec_hi == 1.0 and rec_mod >= 0.97 and false_alarms <= 0.05
+
+
+def test_challenge_split_does_not_regress(rows) -> None:
+    # floors below the figures measured in bench/results/safety_eval.json (see the report for the first run)
+    rec_hi, rec_mod, false_alarms = _scores(rows, {"challenge"})
+    assert rec_hi >= 0.9 and rec_mod >= 0.9 and false_alarms <= 0.05

@@ -1,0 +1,180 @@
+"""Risk rules: levels, modifiers (negation, quotes, hypotheticals, jokes, third persons), conversations, inputs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+from mentalens.errors import DataError, UnknownNameError
+from mentalens.safety import RiskLevel, assess
+
+
+def level(x, **kw) -> str:
+    return assess(x, use_classifier=False, **kw).level.value
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # imminent: an attempt under way, or intent/plan set for now, or means at hand with intent
+        ("I just swallowed a whole bottle of paracetamol", "imminent"),
+        ("i'm on the ledge of the car park roof and i'm about to jump", "imminent"),
+        ("I've got the gun in my hand and I'm going to end it right now", "imminent"),
+        ("I'm going to kill myself tonight", "imminent"),
+        ("Voy a suicidarme esta noche", "imminent"),
+        # high: intent, plan, method, preparation, recent attempt, self-harm
+        ("I'm going to kill myself next week", "high"),
+        ("I've written my suicide note", "high"),
+        ("I tried to kill myself three days ago", "high"),
+        ("I cut myself again last night", "high"),
+        ("I have a plan to overdose on my meds", "high"),
+        ("Tengo un plan para quitarme la vida", "high"),
+        # moderate: active ideation without plan or intent
+        ("I keep thinking about killing myself", "moderate"),
+        ("honestly i want to kms", "moderate"),
+        ("I've been having suicidal thoughts", "moderate"),
+        ("Pienso en suicidarme", "moderate"),
+        # low: passive wish, hopelessness, burden
+        ("I wish I could go to sleep and not wake up", "low"),
+        ("My family would be better off without me", "low"),
+        ("Ya no quiero vivir", "low"),
+        # none: everyday language and figures of speech
+        ("This meeting is killing me", "none"),
+        ("I'd kill for a coffee", "none"),
+        ("I'm dying to see that film", "none"),
+        ("Me muero de sueño", "none"),
+        ("I need to cut my fringe", "none"),
+    ],
+)
+def test_levels(text: str, expected: str) -> None:
+    assert level(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "note"),
+    [
+        ("I don't want to kill myself, I'm just sad", "negated"),
+        ('My favourite song goes "I want to die tonight" and it is so catchy', "quoted"),
+        ("What should I do if someone wants to kill themselves?", None),
+        ("This traffic makes me want to die lol", "figure of speech or joke"),
+        ("I used to want to kill myself but I'm doing well now", "in the past"),
+        ("My therapist asked if I was having suicidal thoughts and I said no", "hypothetical or question about others"),
+    ],
+)
+def test_modifiers_keep_the_cue_but_do_not_count_it(text: str, note: str | None) -> None:
+    a = assess(text, use_classifier=False)
+    assert a.level == RiskLevel.NONE
+    if note is not None:
+        found = [(c.construct, c.note) for c in a.cues]
+        assert any((c.note or "").startswith(note) and c.weight == 0 for c in a.cues), found
+
+
+def test_third_person_risk_becomes_a_flag_not_the_persons_level() -> None:
+    a = assess("My brother keeps cutting himself and I'm scared", use_classifier=False)
+    assert a.level == RiskLevel.NONE
+    assert a.flags["others_at_risk"] and a.requires_escalation
+    fiction = assess("In the novel the hero wants to kill himself", use_classifier=False)
+    assert not fiction.flags["others_at_risk"]
+
+
+def test_flags_are_separate_from_the_level() -> None:
+    a = assess("my stepmom beats me and I want to die", use_classifier=False)
+    assert a.flags["abuse"] and a.level == RiskLevel.LOW
+    b = assess("I'm going to stab my neighbour", use_classifier=False)
+    assert b.flags["harm_to_others"] and b.level == RiskLevel.NONE
+    c = assess("my dad collapsed and he is not breathing", use_classifier=False)
+    assert c.flags["medical_emergency"]
+    d = assess("I took 30 of my sleeping pills", use_classifier=False)
+    assert d.level == RiskLevel.IMMINENT and d.flags["medical_emergency"]
+
+
+def test_cue_spans_point_into_the_original_text() -> None:
+    text = "ok so… I wanna k1ll mys3lf tbh, I’m sooo done"
+    a = assess(text, use_classifier=False)
+    assert a.level == RiskLevel.MODERATE
+    for c in a.cues:
+        assert text[c.start:c.end] == c.text
+    assert any("k1ll mys3lf" in c.text for c in a.cues)
+
+
+def test_misspellings_and_slang() -> None:
+    assert level("i want to comit sucide") == "moderate"
+    assert level("thinkin about unaliving myself") == "moderate"
+    assert level("gonna ctb tonight") == "imminent"
+    assert level("quiero suisidarme") == "moderate"
+
+
+def test_conversation_escalates_across_turns_and_tracks_message_index() -> None:
+    turns = ["i've had the worst month", "sometimes i think about ending my life", "i have pills saved up",
+             "tonight's the night"]
+    a = assess(turns, use_classifier=False)
+    assert a.level == RiskLevel.IMMINENT
+    assert {c.message_index for c in a.counted_cues} >= {1, 2, 3}
+    # the last message alone says little: the whole conversation is what matters
+    assert level(turns[-1]) == "none"
+    assert a.message_count == 4
+
+
+def test_yes_to_the_assistants_safety_question_counts() -> None:
+    msgs = [
+        {"role": "system", "content": "You are a supportive assistant."},
+        {"role": "user", "content": "I'm really not ok"},
+        {"role": "assistant", "content": "I'm sorry. Are you having thoughts of killing yourself?"},
+        {"role": "user", "content": "yeah"},
+    ]
+    assert level(msgs) == "moderate"
+    msgs[-1] = {"role": "user", "content": "no, not at all"}
+    assert level(msgs) == "none"
+    # assistant text is never scanned for the person's own risk
+    assert level([{"role": "assistant", "content": "Do you want to kill yourself?"}]) == "none"
+
+
+def test_message_objects_with_attributes() -> None:
+    msgs = [SimpleNamespace(role="user", content="I want to end my life")]
+    assert level(msgs) == "moderate"
+
+
+@pytest.mark.parametrize("bad", [None, b"I want to die", 42, [{"role": "user", "content": 3}]])
+def test_bad_input_is_a_clear_error(bad) -> None:
+    with pytest.raises(DataError):
+        assess(bad)
+
+
+def test_empty_and_huge_input() -> None:
+    assert assess("").level == RiskLevel.NONE
+    assert assess([]).level == RiskLevel.NONE
+    with pytest.raises(DataError, match="too long"):
+        assess("a" * 1_000_001)
+
+
+def test_risk_level_is_ordered_and_parses() -> None:
+    assert RiskLevel.NONE < RiskLevel.LOW < RiskLevel.MODERATE < RiskLevel.HIGH < RiskLevel.IMMINENT
+    assert RiskLevel.HIGH >= "moderate" and RiskLevel.LOW == "low"
+    assert RiskLevel.parse("HIGH") is RiskLevel.HIGH
+    with pytest.raises(UnknownNameError):
+        RiskLevel.parse("severe")
+    assert max([RiskLevel.LOW, RiskLevel.IMMINENT, RiskLevel.HIGH]) is RiskLevel.IMMINENT
+
+
+def test_to_dict_is_json_and_complete() -> None:
+    a = assess("I want to kill myself", locale="US")
+    d = json.loads(json.dumps(a.to_dict()))
+    assert d["level"] == "moderate" and d["requires_escalation"] is True
+    assert set(d["flags"]) >= {"harm_to_others", "abuse", "medical_emergency"}
+    assert d["cues"][0]["start"] >= 0 and d["resources"][0]["phone"] == "988"
+    assert "classifier_probability" in d
+
+
+def test_import_and_rule_path_stay_light() -> None:
+    code = (
+        "import sys, mentalens.safety as s\n"
+        "s.assess('I want to die', use_classifier=False)\n"
+        "s.assess('I want to die')\n"
+        "print([m for m in ('torch', 'sklearn', 'numpy', 'transformers') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
