@@ -54,7 +54,7 @@ def index(
 
         idx = RetrievalIndex.load_or_build(analyzer.embed, encoder_fingerprint(analyzer), data=data,
                                            rebuild=rebuild, progress=step)
-    answers = sum(len(v) for v in idx.answers.values())
+    answers = sum(len(v) for v in idx.raw_answers.values())
     info = {"questions": len(idx), "answers": answers, "checksum": idx.checksum, "cache": str(idx.path)}
     if json_out:
         print_json(info)

@@ -107,6 +107,16 @@ class Answer:
     upvotes: int
 
 
+@dataclasses.dataclass(frozen=True)
+class RawAnswer:
+    """An answer as loaded (scrubbed only when its question is retrieved: most never are)."""
+
+    question_id: str
+    topic: str
+    text: str
+    upvotes: int
+
+
 @dataclasses.dataclass
 class Hit:
     question_id: str
@@ -158,15 +168,34 @@ class RetrievalIndex:
         embeddings: np.ndarray,
         titles: dict[str, str],
         topics: dict[str, str],
-        answers: dict[str, list[Answer]],
+        answers: dict[str, list[RawAnswer]],
         checksum: str,
         path: Path | None = None,
     ):
         self.question_ids = question_ids
         self.embeddings = embeddings.astype(np.float32, copy=False)
-        self.titles, self.topics, self.answers = titles, topics, answers
+        self.titles, self.topics, self.raw_answers = titles, topics, answers
         self.checksum = checksum
         self.path = path
+        self._quotable: dict[str, list[Answer]] = {}
+        self._lock = threading.Lock()
+
+    def quotable(self, question_id: str) -> list[Answer]:
+        """The question's answers as scrubbed excerpts that pass the output guard on their own (no diagnosis
+        stated as fact, no medication advice, no claim to be a clinician), so a quote never trips it."""
+        with self._lock:
+            if question_id in self._quotable:
+                return self._quotable[question_id]
+        from mentalens.safety.guard import check_reply
+
+        out = []
+        for raw in self.raw_answers.get(question_id, []):
+            ex = textmod.excerpt(raw.text)
+            if ex and not check_reply(ex):
+                out.append(Answer(raw.question_id, raw.topic, ex, raw.upvotes))
+        with self._lock:
+            self._quotable[question_id] = out
+        return out
 
     def __len__(self) -> int:
         return len(self.question_ids)
@@ -228,23 +257,20 @@ class RetrievalIndex:
         ]
 
 
-def _group(records: Sequence[Any]) -> tuple[dict[str, str], dict[str, str], dict[str, str], dict[str, list[Answer]]]:
-    """Questions (title, topic, text) and their quotable answers: scrubbed excerpts that pass the output guard
-    on their own (no diagnosis stated as fact, no medication advice, ...), so a quote never trips it."""
-    from mentalens.safety.guard import check_reply
-
+def _group(
+    records: Sequence[Any],
+) -> tuple[dict[str, str], dict[str, str], dict[str, str], dict[str, list[RawAnswer]]]:
+    """Questions (title, topic, text) and their answers, by question id."""
     titles: dict[str, str] = {}
     topics: dict[str, str] = {}
     contexts: dict[str, str] = {}
-    answers: dict[str, list[Answer]] = {}
+    answers: dict[str, list[RawAnswer]] = {}
     for r in records:
         if r.question_id not in contexts:
             contexts[r.question_id] = r.context
             titles[r.question_id] = r.title
             topics[r.question_id] = r.topic
-        ex = textmod.excerpt(r.answer)
-        if ex and not check_reply(ex):
-            answers.setdefault(r.question_id, []).append(Answer(r.question_id, r.topic, ex, r.upvotes))
+        answers.setdefault(r.question_id, []).append(RawAnswer(r.question_id, r.topic, r.answer, r.upvotes))
     # every question is embedded (the cache depends on the file alone); one without a quotable answer is simply
     # never chosen
     return titles, topics, contexts, answers
@@ -349,7 +375,7 @@ class RetrievalCounsellor:
         for hit in hits:
             if hit.similarity < cfg.min_similarity:
                 continue
-            for ans in self.index.answers.get(hit.question_id, []):
+            for ans in self.index.quotable(hit.question_id):
                 if any(ans.excerpt[:80] in prev for prev in avoid):
                     continue
                 score = hit.similarity + cfg.upvote_weight * math.log1p(max(ans.upvotes, 0))
