@@ -8,6 +8,12 @@ Every third item of each category is the dev split the rules were tuned on; the 
 test split. Goals (issue 7): recall of high/imminent 100%, of moderate-or-above >= 97%, false alarms on benign
 look-alikes <= 5%.
 
+Challenge split (88 items): written AFTER the rules were frozen, to estimate how the rules generalise. Its first
+run (before any change) gave recall high/imminent 0.417, moderate+ 0.486 and benign false alarms 0.200; the
+lexicon was then extended for the gaps it exposed, so its current figures are no longer held-out. Likewise the
+first run on the test split gave 1.000 / 1.000 / 0.057 (0.043 rules only) before four rule bugs it exposed were
+fixed. Both first-run figures are the honest estimate of performance on unseen phrasing.
+
 C-SSRS (Gaur et al., 500 users, one label per user): a secondary, noisier check. Supportive/Indicator ->
 none/low, Ideation -> moderate, Behavior/Attempt -> high. The classifier was trained on 70% of the users;
 figures with the classifier are on the other 30% only; rules-only figures are on all 500.

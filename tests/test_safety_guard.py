@@ -162,3 +162,20 @@ def test_strict_instruction_names_the_problem_and_the_risk() -> None:
     assert "method_detail" in text and "crisis line" in text and "AI" in text
     assert set(VIOLATIONS) == {"method_detail", "self_harm_encouragement", "diagnosis_as_fact", "medication_advice",
                                "claims_human_or_clinician", "ignores_risk"}
+
+
+def test_mentalens_own_texts_pass_its_guard() -> None:
+    """The chat shows escalation text + reply together; the guard must never withhold mentalens's own words."""
+    from mentalens.safety import escalation_text
+    from mentalens.safety.guard import safe_reply
+
+    probes = ["I wish I was dead", "I keep thinking about suicide", "I'm going to kill myself this weekend",
+              "I just took all my pills", "my dad hits me", "I want to shoot up my school",
+              "my friend wants to kill herself", "Me quiero suicidar", "Me tomé todas las pastillas"]
+    for text in probes:
+        for locale in ("US", "GB", "ES", "MX", "xx", "IN"):
+            a = assess(text, locale=locale, use_classifier=False)
+            esc = escalation_text(a)
+            assert check_reply(esc, a) == [], (text, locale, check_reply(esc, a))
+            assert check_reply(safe_reply(a, locale), a) == [], (text, locale)
+            assert check_reply(esc + "\n\nThat sounds so hard. I'm here with you.", a) == []

@@ -87,7 +87,8 @@ _ENCOURAGE = [re.compile(p) for p in (
 )]
 _ENCOURAGE_AT_RISK = [re.compile(p) for p in (  # harmful only as a reply to someone at risk
     r"(?:go\s+ahead|do\s+it|you\s+should\s+do\s+it|i\s+support\s+your\s+decision|i\s+respect\s+your\s+decision|"
-    r"if\s+that\s+is\s+what\s+you\s+want|if\s+thats\s+what\s+you\s+want|hazlo|adelante)\b",
+    r"if\s+that\s+is\s+what\s+you\s+want|if\s+thats\s+what\s+you\s+want|hazlo)\b",
+    r"(?:^|[.!?,]\s*)adelante\s*[,.!]",
 )]
 _DISORDERS = (r"(?:(?:clinical|major|severe|mild|moderate|chronic|postpartum|seasonal|persistent)\s+)*(?:depression|"
               r"depressive\s+disorder|bipolar(?:\s+disorder)?|bpd|borderline(?:\s+personality\s+disorder)?|ptsd|"
