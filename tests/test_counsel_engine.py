@@ -219,6 +219,7 @@ def test_the_embedded_backend_end_to_end(analyzer, fallback):
     assert end.fallback is None and end.violations == []
     _, end = run(engine, session, CRISIS)
     assert end.escalation and end.reply.startswith(end.escalation.strip())
+    assert "counsellors have answered" not in end.reply and "Are you safe right now?" in end.reply
 
 
 def test_bad_messages_are_refused_with_a_clear_error(analyzer, fallback):

@@ -355,7 +355,10 @@ class RetrievalCounsellor:
             return "I'm here to listen. What would you like to talk about?"
         message = user[-1].strip()
         previous = [m["content"] for m in messages if m.get("role") == "assistant"]
-        text = self.compose(message, user[:-1], previous)
+        if _at_risk(messages):
+            text = self.safety_reply(message)
+        else:
+            text = self.compose(message, user[:-1], previous)
         if config is not None:
             text = cap_tokens(text, config.max_new_tokens)
         return text
@@ -385,6 +388,18 @@ class RetrievalCounsellor:
                     best = (score, hit, ans)
         return None if best is None else (best[1], best[2])
 
+    def safety_reply(self, message: str) -> str:
+        """At moderate or higher risk no stranger's answer is quoted: the reply stays with the person's safety
+        (the session engine adds mentalens' escalation text with crisis resources around it)."""
+        analysis = _safe_analyze(self.analyzer, message)
+        emotions = [label for label, _ in top_emotions(analysis, k=2, min_score=0.25)]
+        opening = reflect(message, emotions).split(" That sounds really hard")[0]
+        return (
+            f"{opening} I'm really glad you told me. Your safety matters more than anything else right now, and "
+            "you deserve support from someone who can be with you. Are you safe right now? Is there someone you "
+            "trust who could stay with you, or could you call a crisis line while we talk?"
+        )
+
     def compose(self, message: str, earlier: Sequence[str] = (), previous_replies: Sequence[str] = ()) -> str:
         for pattern, reply in SMALL_TALK.values():
             if pattern.match(message):
@@ -409,6 +424,18 @@ class RetrievalCounsellor:
             "That was written for someone else's question, so not all of it may fit you. "
             f"{question}"
         )
+
+
+def _at_risk(messages: Sequence[Message]) -> bool:
+    """Moderate or higher suicide/self-harm risk in the conversation (the safety layer's rules)."""
+    from mentalens import safety
+
+    convo = [m for m in messages if m.get("role") in ("user", "assistant")]
+    try:
+        level = safety.assess(convo[-40:]).level
+    except Exception:
+        return False
+    return level >= "moderate"
 
 
 def _safe_analyze(analyzer: Any, message: str) -> Any:

@@ -214,6 +214,10 @@ def create_app(config: ServerConfig | None = None, engine: Any = None, analyzer:
         def index() -> FileResponse:
             return FileResponse(STATIC / "index.html", media_type="text/html")
 
+        @app.get("/favicon.ico", include_in_schema=False)
+        def favicon() -> FileResponse:
+            return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
+
         @app.get("/analyze", include_in_schema=False)
         def analyze_page() -> FileResponse:
             return FileResponse(STATIC / "analyze.html", media_type="text/html")

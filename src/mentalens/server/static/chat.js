@@ -74,6 +74,7 @@
     const body = reply.querySelector(".body");
     setStatus("mentalens is writing…");
     let final = null;
+    let chunks = 0;
     try {
       await ML.streamSSE("/v1/chat/completions",
         { model, stream: true, session_id: sessionId, messages: [{ role: "user", content: text }] },
@@ -82,6 +83,7 @@
           const choice = chunk.choices && chunk.choices[0];
           if (choice && choice.delta && choice.delta.content) {
             body.textContent += choice.delta.content;
+            reply.dataset.chunks = String(++chunks);
             reply.scrollIntoView({ block: "end" });
           }
           if (chunk.mentalens) final = chunk.mentalens;
