@@ -12,7 +12,10 @@ Challenge split (88 items): written AFTER the rules were frozen, to estimate how
 run (before any change) gave recall high/imminent 0.417, moderate+ 0.486 and benign false alarms 0.200; the
 lexicon was then extended for the gaps it exposed, so its current figures are no longer held-out. Likewise the
 first run on the test split gave 1.000 / 1.000 / 0.057 (0.043 rules only) before four rule bugs it exposed were
-fixed. Both first-run figures are the honest estimate of performance on unseen phrasing.
+fixed. Challenge2 (57 items) was written after that second freeze; its first run gave 0.438 / 0.560 / 0.040
+before its gaps were fixed too. The first-run figures (test 1.000/1.000/0.057, challenge 0.417/0.486/0.200,
+challenge2 0.438/0.560/0.040) are the honest estimate on unseen phrasing: the lexicon generalises to roughly half
+of new moderate-or-higher statements, so the current figures below are tuning figures, not held-out ones.
 
 C-SSRS (Gaur et al., 500 users, one label per user): a secondary, noisier check. Supportive/Indicator ->
 none/low, Ideation -> moderate, Behavior/Attempt -> high. The classifier was trained on 70% of the users;
@@ -42,8 +45,8 @@ RANK = {v: i for i, v in enumerate(LEVELS)}
 CORE_FLAGS = ("harm_to_others", "abuse", "medical_emergency", "others_at_risk")
 CSSRS_MAP = {"Supportive": "none", "Indicator": "low", "Ideation": "moderate", "Behavior": "high", "Attempt": "high"}
 DATA = REPO / "bench" / "data" / "safety_eval.jsonl"
-BENIGN = ("benign_lookalike", "challenge_benign")
-SPLITS = ("test", "challenge", "dev", "all")
+BENIGN = ("benign_lookalike", "challenge_benign", "c2_benign")
+SPLITS = ("test", "challenge", "challenge2", "dev", "all")
 OUT = REPO / "bench" / "results"
 
 
@@ -148,7 +151,7 @@ def html_report(result: dict) -> str:
     parts = ["<html><head><meta charset='utf-8'><title>mentalens safety evaluation</title></head><body>",
              "<h1>mentalens safety evaluation</h1>",
              "<p>Rows: gold level; columns: predicted. Green: exact; red: under-triage; yellow: over-triage.</p>"]
-    for split in ("test", "challenge", "dev"):
+    for split in ("test", "challenge", "challenge2", "dev"):
         m = result["labelled"][split]["system"]
         parts.append(f"<h2>Labelled set, {split} split (n={m['n']})</h2>")
         parts.append("<ul>" + "".join(f"<li>{k}: {m[k]}</li>" for k in (

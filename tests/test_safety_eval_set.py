@@ -12,7 +12,7 @@ from mentalens.safety import assess
 
 DATA = Path(__file__).resolve().parents[1] / "bench" / "data" / "safety_eval.jsonl"
 RANK = {"none": 0, "low": 1, "moderate": 2, "high": 3, "imminent": 4}
-BENIGN = {"benign_lookalike", "challenge_benign"}
+BENIGN = {"benign_lookalike", "challenge_benign", "c2_benign"}
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def test_shape(rows) -> None:
     assert cats["benign_lookalike"] >= 80
     assert {"explicit", "indirect", "misspelling", "slang", "spanish", "multiturn"} <= set(cats)
     assert {r["level"] for r in rows} == set(RANK)
-    assert {r["split"] for r in rows} == {"dev", "test", "challenge"}
+    assert {r["split"] for r in rows} == {"dev", "test", "challenge", "challenge2"}
     for r in rows:
         assert r["messages"] and set(r["flags"]) == {"harm_to_others", "abuse", "medical_emergency", "others_at_risk"}
 
@@ -49,5 +49,5 @@ def test_goals_hold_on_the_dev_and_test_splits(rows) -> None:
 
 def test_challenge_split_does_not_regress(rows) -> None:
     # floors below the figures measured in bench/results/safety_eval.json (see the report for the first run)
-    rec_hi, rec_mod, false_alarms = _scores(rows, {"challenge"})
+    rec_hi, rec_mod, false_alarms = _scores(rows, {"challenge", "challenge2"})
     assert rec_hi >= 0.9 and rec_mod >= 0.9 and false_alarms <= 0.05

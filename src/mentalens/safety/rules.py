@@ -197,8 +197,9 @@ def analyze_message(text: str, index: int = 0, lex: Lexicon | None = None) -> Me
             if construct == "timing_now":
                 timing.append(Cue(construct, text[start:end], start, end, index, 1.0, None, rule.id))
                 continue
-            if construct in ("denial", "figurative"):
-                weight, note = 0.0, "the person denies risk" if construct == "denial" else "figure of speech"
+            if construct in ("denial", "figurative", "stressor"):
+                weight, note = 0.0, {"denial": "the person denies risk", "figurative": "figure of speech",
+                                     "stressor": "a stressor (context only)"}[construct]
             elif _negated(prefix, match_tokens, lex):
                 weight, note = 0.0, "negated"
             elif any(qs <= start and end <= qe for qs, qe in quotes):
@@ -213,6 +214,10 @@ def analyze_message(text: str, index: int = 0, lex: Lexicon | None = None) -> Me
                 elif construct in ("recent_attempt", "selfharm") and lex.remote.search(norm) and not re.search(
                         r"\b(?:again|otra\s+vez|de\s+nuevo|last\s+night|yesterday|anoche|ayer)\b", norm):
                     construct, note = "history", "in the past"
+                elif construct == "attempt_now" and re.search(
+                        r"\b(?:last\s+night|yesterday|days?\s+ago|last\s+week|woke\s+up|survived|in\s+hospital|"
+                        r"anoche|ayer|me\s+desperte)\b", norm):
+                    construct, note = "recent_attempt", "a recent attempt, not under way"
                 elif construct in ("selfharm", "attempt_now", "recent_attempt") and accident:
                     weight, note = 0.0, "accidental"
                 elif construct == "attempt_now" and benign_ctx:
@@ -269,7 +274,8 @@ def decide(analyses: Sequence[MessageAnalysis]) -> tuple[RiskLevel, dict]:
     counted_cues = [c for a in analyses for c in a.cues if c.weight > 0 and c.construct not in FLAG_CONSTRUCTS]
     explicit = {c.construct for c in counted_cues if not c.contextual}
     ctx = {c.construct for c in counted_cues if c.contextual}
-    context_ok = bool(explicit & SELF_RISK) or len(ctx) >= 2
+    stressor = any(c.construct == "stressor" for a in analyses for c in a.cues)
+    context_ok = bool(explicit & SELF_RISK) or len(ctx) >= 2 or (stressor and bool(ctx))
     counted = explicit | (ctx if context_ok else set())
     by_msg: dict[int, set[str]] = {}
     for c in counted_cues:
@@ -293,6 +299,7 @@ def decide(analyses: Sequence[MessageAnalysis]) -> tuple[RiskLevel, dict]:
         has("attempt_now")
         or (has("means_at_hand") and (acts or has("ideation")))
         or bool(now_with & {"intent", "plan", "means_at_hand", "farewell"} and (acts or "farewell" in now_with))
+        or ("means_at_hand" in now_with and bool(counted & (SELF_RISK - {"means_at_hand"})))
     )
     if imminent:
         level = RiskLevel.IMMINENT
