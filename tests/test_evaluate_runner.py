@@ -206,3 +206,29 @@ def test_bad_folders_fail_before_any_work(tmp_path, imhi_dir):
         load_sets(AnswerConfig(data=str(imhi_dir / "test_data"), sets=("DR",)))
     both = load_sets(AnswerConfig(data=str(imhi_dir / "test_data"), sets=("DR",), fmt="complete"))
     assert both["DR"][0].query.startswith("Post:")
+
+
+def test_cli_options_map_to_each_backend_constructor():
+    import inspect
+
+    from mentalens.backend import BACKENDS
+    from mentalens.evaluate.backends import BackendOptions, backend_kwargs
+
+    cases = {
+        "proxy": BackendOptions(model="big", expert="tuned", anti_expert="small", alpha=0.5),
+        "hf": BackendOptions(model="m", adapter="lora", device="cpu"),
+        "openai": BackendOptions(base_url="http://127.0.0.1:8000/v1", model="m", timeout_s=5, max_retries=2),
+        "embedded": BackendOptions(model="artefact-dir"),
+    }
+    assert backend_kwargs("proxy", cases["proxy"]) == {
+        "base": "big",
+        "expert": "tuned",
+        "anti_expert": "small",
+        "alpha": 0.5,
+    }
+    assert backend_kwargs("embedded", cases["embedded"]) == {"artefact": "artefact-dir"}
+    for name, options in cases.items():  # every argument exists in the real constructor's signature
+        params = inspect.signature(BACKENDS.get(name).__init__).parameters
+        assert set(backend_kwargs(name, options)) <= set(params), name
+    with pytest.raises(ConfigError, match="needs --expert"):
+        backend_kwargs("proxy", BackendOptions(model="big"))

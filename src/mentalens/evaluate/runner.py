@@ -29,8 +29,8 @@ from mentalens.errors import BackendError, ConfigError, DataError
 from mentalens.evaluate.sampling import stratified_sample
 
 RUN_FILE = "run.json"
-# describe() keys that say WHICH model answers (device, counters and timings may change between resumes)
-IDENTITY_KEYS = ("backend", "model", "adapter", "base", "expert", "anti_expert", "alpha", "base_url", "analyzer")
+# describe() keys that may change between a run and its resume without changing which model answers
+VOLATILE_KEYS = frozenset({"device", "devices", "dtype", "truncated_prompts", "fused", "seconds", "calls"})
 
 
 @dataclass
@@ -212,8 +212,13 @@ def _write_json(path: Path, obj: dict[str, Any]) -> None:
         f.write("\n")
 
 
-def _identity_of(desc: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(json.dumps({k: desc[k] for k in IDENTITY_KEYS if k in desc}, default=str))
+def _identity_of(desc: Any) -> Any:
+    """describe() without its volatile keys (recursively): what must match for a run to be resumed."""
+    if isinstance(desc, dict):
+        return {k: _identity_of(v) for k, v in desc.items() if k not in VOLATILE_KEYS}
+    if isinstance(desc, list | tuple):
+        return [_identity_of(v) for v in desc]
+    return json.loads(json.dumps(desc, default=str))
 
 
 def _start_run(out_dir: Path, backend: Backend, config: AnswerConfig, data: str) -> dict[str, Any]:
