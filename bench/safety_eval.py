@@ -215,6 +215,15 @@ def main() -> None:
         "cssrs_heldout_recall_any_risk": result["cssrs_heldout_system"]["recall_any_risk_non_supportive"],
         "cssrs_heldout_supportive_flagged": result["cssrs_heldout_system"]["supportive_flagged_rate"],
         "cssrs_all_rules_recall_moderate_plus": result["cssrs_all_rules"]["recall_moderate_plus"],
+        # recorded, not re-measured: each split's FIRST run, before the rule fixes its failures prompted
+        # (see the module docstring); the honest estimate for phrasing the rules were not written against
+        "first_run_before_fixes": {
+            "test": {"recall_high_imminent": 1.0, "recall_moderate_plus": 1.0, "benign_false_alarm_rate": 0.057},
+            "challenge": {"recall_high_imminent": 0.417, "recall_moderate_plus": 0.486,
+                          "benign_false_alarm_rate": 0.2},
+            "challenge2": {"recall_high_imminent": 0.438, "recall_moderate_plus": 0.56,
+                           "benign_false_alarm_rate": 0.04},
+        },
     }
 
     print("mentalens safety evaluation")
