@@ -252,3 +252,4 @@ def test_a_broken_fallback_still_gives_a_reply(analyzer):
     engine = CounselEngine(Broken(), analyzer=analyzer, fallback=broken)
     _, end = run(engine, ChatSession(locale="US"), CRISIS)
     assert STATIC_FALLBACK in end.reply and "988" in end.reply
+

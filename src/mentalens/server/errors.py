@@ -61,9 +61,9 @@ def _validation_message(exc: RequestValidationError) -> tuple[int, str, str | No
     if kind == "json_invalid":
         detail = (first.get("ctx") or {}).get("error", "")
         return 400, f"malformed JSON in the request body{': ' + str(detail) if detail else ''}: send valid JSON", None
-    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
-    param = ".".join(loc) or None
-    msg = str(first.get("msg", "invalid value"))
+    loc = [str(p) if str(p).isprintable() else repr(str(p)) for p in first.get("loc", ()) if p != "body"]
+    param = ".".join(loc)[:120] or None
+    msg = " ".join(str(first.get("msg", "invalid value")).split())
     msg = msg.removeprefix("Value error, ")
     if kind == "missing":
         return 422, f"'{param}' is required", param
