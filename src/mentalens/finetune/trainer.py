@@ -236,6 +236,65 @@ def build_model(cfg: FinetuneConfig, path: Path, start_adapter: Path | None) -> 
     return model
 
 
+def answer_only_loss(
+    model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None, logits_only_where_needed: bool = True
+) -> tuple[Any, Any]:
+    """Summed next-token loss on answer tokens / num_items_in_batch (or their count), and the outputs.
+
+    The output layer is applied only at positions whose next token is an answer token (`logits_to_keep`),
+    so prompt tokens cost no vocabulary projection: 20% of a 135M model's FLOPs per token, most of them for
+    large-vocabulary models such as Gemma (262k tokens).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    labels = inputs["labels"]
+    targets = labels[:, 1:]
+    model_inputs = {k: v for k, v in inputs.items() if k != "labels"}
+    keep = (targets != -100).any(dim=0).nonzero().squeeze(-1)
+    outputs = None
+    if logits_only_where_needed and keep.numel():
+        try:
+            outputs = model(**model_inputs, logits_to_keep=keep)
+        except TypeError:  # a model without logits_to_keep: project everything, then select
+            outputs = None
+        if outputs is not None and outputs.logits.shape[1] != keep.numel():
+            outputs = None
+    if outputs is None:
+        outputs = model(**model_inputs)
+        logits = outputs.logits[:, :-1][:, keep] if keep.numel() else outputs.logits[:, :0]
+    else:
+        logits = outputs.logits
+    picked = targets[:, keep]
+    loss = F.cross_entropy(
+        logits.float().reshape(-1, logits.shape[-1]), picked.reshape(-1), ignore_index=-100, reduction="sum"
+    )
+    denom = num_items_in_batch if num_items_in_batch is not None else (picked != -100).sum()
+    if torch.is_tensor(denom):
+        denom = denom.to(loss.device)
+    loss = loss / (denom if (not torch.is_tensor(denom) or denom > 0) else 1)
+    return loss, outputs
+
+
+def _trainer_class() -> Any:
+    from transformers import Trainer
+
+    class AnswerOnlyTrainer(Trainer):
+        """Trainer whose loss projects to the vocabulary only where an answer token is predicted."""
+
+        loss_is_scaled_for_ga = True
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            loss, outputs = answer_only_loss(model, inputs, num_items_in_batch)
+            if num_items_in_batch is None:  # evaluation: a per-batch mean, not scaled for accumulation
+                return (loss, outputs) if return_outputs else loss
+            if self.args.average_tokens_across_devices and self.accelerator.num_processes > 1:
+                loss = loss * self.accelerator.num_processes  # DDP averages gradients over processes
+            return (loss, outputs) if return_outputs else loss
+
+    return AnswerOnlyTrainer
+
+
 def _dataset(rows: list[dict]) -> Any:
     import datasets
 
@@ -281,7 +340,7 @@ def run_finetune(
     if dry_run:
         return FinetuneResult(out, None, {"data": report.to_dict(), "train_answer_tokens": answer_tokens})
 
-    from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainingArguments
+    from transformers import EarlyStoppingCallback, PrinterCallback, TrainingArguments
 
     from mentalens.finetune.callbacks import RankLogCallback, RichProgressCallback, StopAfterStepCallback
 
@@ -339,6 +398,7 @@ def run_finetune(
         use_cpu=not torch.cuda.is_available(),
         enable_jit_checkpoint=True,
         eval_on_start=eval_on_start,
+        prediction_loss_only=True,
         **_precision(cfg),
     )
     callbacks: list[Any] = [RankLogCallback(out, model)]
@@ -355,7 +415,7 @@ def run_finetune(
         callbacks.append(EarlyStoppingCallback(t.early_stopping_patience, t.early_stopping_threshold))
     if interrupt_after_step:
         callbacks.append(StopAfterStepCallback(interrupt_after_step))
-    trainer = Trainer(
+    trainer = _trainer_class()(
         model=model, args=args, train_dataset=_dataset(train_rows), eval_dataset=_dataset(eval_rows),
         data_collator=collator, callbacks=callbacks,
     )
