@@ -82,6 +82,7 @@ def chat(
     max_tokens: int = typer.Option(320, "--max-tokens", help="Longest reply, in tokens."),
     temperature: float = typer.Option(0.7, "--temperature"),
     stream: bool = typer.Option(True, "--stream/--no-stream", help="Show the reply as it is written."),
+    data: str = typer.Option(None, "--data", help="Folder (or CSV) with CounselChat (default: the data folder)."),
 ) -> None:
     """A counselling conversation in the terminal (an AI, not a therapist; nothing is saved)."""
     from rich.panel import Panel
@@ -97,7 +98,7 @@ def chat(
     console.print(Panel(f"{safety.AI_DISCLOSURE}\n{safety.NOT_A_DIAGNOSIS}\n\n{HELP}", title="mentalens chat",
                         border_style="cyan"))
     with console.status("loading the analyzer and the counsellor…"):
-        analyzer, model_backend, counsellor = build_engine_parts(backend, parse_options(option))
+        analyzer, model_backend, counsellor = build_engine_parts(backend, parse_options(option), data=data)
         engine = CounselEngine(model_backend, analyzer=analyzer, config=EngineConfig(locale=locale),
                                fallback=counsellor.reply)
     session = ChatSession(locale=locale)

@@ -21,6 +21,7 @@ def serve(
     cors: list[str] = typer.Option(None, "--cors-origin", help="Allow browser calls from this origin (repeatable; "
                                    "closed by default)."),
     locale: str = typer.Option(None, "--locale", help="Default locale for crisis resources (e.g. US, en-GB)."),
+    data: str = typer.Option(None, "--data", help="Folder (or CSV) with CounselChat (default: the data folder)."),
     max_request_bytes: int = typer.Option(512 * 1024, "--max-request-bytes"),
     log_level: str = typer.Option("info", "--log-level"),
     no_web: bool = typer.Option(False, "--no-web", help="API only, no web app."),
@@ -33,7 +34,7 @@ def serve(
     config = ServerConfig.from_env(
         host=host, port=port, backend=backend, backend_options=parse_options(option), persistence=persist,
         api_keys=list(api_key) if api_key else None, cors_origins=list(cors) if cors else None, locale=locale,
-        max_request_bytes=max_request_bytes, web=not no_web,
+        max_request_bytes=max_request_bytes, web=not no_web, data=data,
     )
     shown = f"[{host}]" if ":" in host else host
     console.print(f"mentalens serving on http://{shown}:{port} (backend: {backend}; persistence: "

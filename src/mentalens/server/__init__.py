@@ -29,5 +29,7 @@ def serve(config: ServerConfig, log_level: str = "info") -> None:
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(config)
+    if config.preload:  # load here, so a missing model or data file is one clear error before binding the port
+        app.state.mentalens.load()
     uvicorn.run(app, host=config.host, port=config.port, log_level=log_level, access_log=False,
                 timeout_graceful_shutdown=5)

@@ -32,6 +32,7 @@ class ServerConfig:
     max_messages: int = 200
     cors_origins: list[str] = dataclasses.field(default_factory=list)
     locale: str | None = None
+    data: str | None = None  # folder (or CSV) with CounselChat for the retrieval counsellor; default: data folder
     default_max_tokens: int = 512
     max_concurrency: int = 4  # turns generated at once; more wait up to queue_timeout_s, then 503
     queue_timeout_s: float = 30.0

@@ -115,7 +115,9 @@ class AppState:
         self.store.close()
 
 
-def build_engine_parts(backend: str, options: dict[str, Any] | None = None, analyzer: Any = None):
+def build_engine_parts(
+    backend: str, options: dict[str, Any] | None = None, analyzer: Any = None, data: str | None = None
+):
     """(analyzer, backend, retrieval counsellor): one analyzer shared by all three (one encoder in memory)."""
     from mentalens.backend import BACKENDS, get_backend
     from mentalens.counsel.retrieval import RetrievalCounsellor
@@ -124,7 +126,7 @@ def build_engine_parts(backend: str, options: dict[str, Any] | None = None, anal
         from mentalens.analyze import get_analyzer
 
         analyzer = get_analyzer()
-    counsellor = RetrievalCounsellor(analyzer=analyzer)
+    counsellor = RetrievalCounsellor(analyzer=analyzer, data=data)
     options = dict(options or {})
     cls = BACKENDS.get(backend)
     try:
@@ -140,7 +142,7 @@ def build_engine(config: ServerConfig, analyzer: Any) -> Any:
     """The backend named in the config, with the retrieval counsellor as its fallback, in a CounselEngine."""
     from mentalens.counsel.engine import CounselEngine, EngineConfig
 
-    analyzer, backend, counsellor = build_engine_parts(config.backend, config.backend_options, analyzer)
+    analyzer, backend, counsellor = build_engine_parts(config.backend, config.backend_options, analyzer, config.data)
     engine_config = EngineConfig(
         first_token_timeout_s=config.first_token_timeout_s,
         stall_timeout_s=config.stall_timeout_s,
