@@ -250,3 +250,62 @@ def test_security_headers_on_the_web_app(client):
     assert "default-src 'self'" in r.headers["content-security-policy"]
     assert r.headers["x-content-type-options"] == "nosniff"
     assert client.get("/static/chat.js").status_code == 200
+
+
+def test_memory_sessions_are_bounded():
+    from mentalens.counsel.session import ChatSession
+    from mentalens.server.store import MemoryStore
+
+    store = MemoryStore(max_sessions=2, ttl_s=3600)
+    a, b, c = ChatSession(), ChatSession(), ChatSession()
+    store.create(a)
+    store.create(b)
+    assert store.get(a.id) is a  # a is now the most recently used
+    store.create(c)
+    assert store.get(b.id) is None and store.get(a.id) is a and store.get(c.id) is c
+    stale = MemoryStore(ttl_s=0)
+    stale.create(a)
+    assert stale.get(a.id) is None
+
+
+def test_busy_sessions_and_a_saturated_server_answer_409_and_503(analyzer):
+    import threading
+    import time
+
+    from mentalens.backend import Backend
+    from mentalens.counsel import CounselEngine
+
+    gate = threading.Event()
+
+    class Waiting(Backend):
+        name = "waiting"
+
+        def answer(self, prompts, config=None):
+            return []
+
+        def stream(self, messages, config=None):
+            gate.wait(30)
+            yield "Thank you for waiting. "
+
+    engine = CounselEngine(Waiting(), analyzer=analyzer)
+    app = create_app(ServerConfig(max_concurrency=1, queue_timeout_s=0.2, preload=False), engine=engine,
+                     analyzer=analyzer)
+    with TestClient(app) as c:
+        sid = c.post("/v1/sessions", json={}).json()["id"]
+        body = {"model": "mentalens", "messages": [{"role": "user", "content": "hello there"}], "session_id": sid}
+        first: dict = {}
+        worker = threading.Thread(target=lambda: first.update(r=c.post("/v1/chat/completions", json=body)))
+        worker.start()
+        try:
+            deadline = time.monotonic() + 30
+            while not app.state.mentalens._busy and time.monotonic() < deadline:
+                time.sleep(0.02)
+            again = c.post("/v1/chat/completions", json=body)
+            assert again.status_code == 409 and "still being written" in again.json()["error"]["message"]
+            other = chat(c, "is anyone there?")
+            assert other.status_code == 503 and other.headers["retry-after"] == "5"
+        finally:
+            gate.set()
+            worker.join(30)
+        assert first["r"].status_code == 200 and first["r"].json()["choices"][0]["message"]["content"]
+        assert chat(c, "and now?").status_code == 200
