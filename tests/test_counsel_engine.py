@@ -253,3 +253,17 @@ def test_a_broken_fallback_still_gives_a_reply(analyzer):
     _, end = run(engine, ChatSession(locale="US"), CRISIS)
     assert STATIC_FALLBACK in end.reply and "988" in end.reply
 
+
+
+def test_a_local_model_backend_brings_its_context_size_and_tokenizer(analyzer, fallback):
+    """A real HF model (the tiny random Llama: random text, still a model that streams tokens)."""
+    from mentalens.llm.backend import HFBackend
+
+    backend = HFBackend("tiny-llama-small")
+    engine = engine_for(backend, analyzer, fallback)
+    assert engine.context_tokens() == backend.max_positions
+    count = engine._count()
+    assert count("I feel stressed") == len(backend.tokenizer.encode("I feel stressed", add_special_tokens=False))
+    _, end = run(engine, ChatSession(), "I feel stressed about my exams next week.", max_new_tokens=24)
+    assert end.fallback is None and end.reply.strip() and end.turn.backend == "hf"
+    assert end.completion_tokens > 0 and end.prompt_tokens > count(end.turn.user)

@@ -170,11 +170,18 @@ class CounselEngine:
             n = self.backend.describe().get("context_length")
         except Exception:
             n = None
+        n = n or getattr(self.backend, "max_positions", None)  # HFBackend: the model's position limit
         return int(n) if n else 2048
 
     def _count(self) -> Callable[[str], int]:
+        """The backend's own token count when it has one (or its tokenizer), else 4 characters per token."""
         count = getattr(self.backend, "count_tokens", None)
-        return count if callable(count) else approx_tokens
+        if callable(count):
+            return count
+        tokenizer = getattr(self.backend, "tokenizer", None)
+        if tokenizer is not None and callable(getattr(tokenizer, "encode", None)):
+            return lambda text: len(tokenizer.encode(text, add_special_tokens=False))
+        return approx_tokens
 
     def _bump(self, key: str) -> None:
         with self._stats_lock:

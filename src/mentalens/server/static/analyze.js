@@ -7,9 +7,9 @@
   let result = null;
 
   const TASK_NAMES = {
-    DR: "Depression", dreaddit: "Stress", DREADDIT: "Stress", SAD: "Cause of stress", CAMS: "Cause of depression",
-    loneliness: "Loneliness", LONELINESS: "Loneliness", "T-SID": "Suicide risk (type)", MultiWD: "Wellness",
-    MULTIWD: "Wellness", IRF: "Interpersonal risk", Irf: "Interpersonal risk", SWMH: "Mental health topic",
+    DR: "Depression", CLP: "Depression (CLPsych)", dreaddit: "Stress", SWMH: "Mental health topic",
+    "T-SID": "Suicide and self-harm (type)", SAD: "Cause of stress", CAMS: "Cause of depression",
+    loneliness: "Loneliness", MultiWD: "Wellness dimension", IRF: "Interpersonal risk factor",
   };
 
   function taskName(t) {
