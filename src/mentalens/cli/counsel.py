@@ -130,22 +130,52 @@ def chat(
             console.print(f"unknown command {text.split()[0]}. {HELP}")
             continue
         console.print("[bold magenta]mentalens (AI)>[/] ", end="")
+        writer = WordWrap(console.width, start=len("mentalens (AI)> "))
         try:
             end: TurnEnd | None = None
             for event in engine.turn(session, text, generation):
                 if isinstance(event, Delta):
                     if stream:
-                        console.out(event.text, end="", highlight=False)
+                        console.out(writer.feed(event.text), end="", highlight=False)
                 else:
                     end = event
             if end is not None and not stream:
-                console.out(end.reply, highlight=False)
+                console.out(writer.feed(end.reply), end="", highlight=False)
             console.print()
             if end is not None and end.escalation:
                 console.print(Panel(resource_lines(end.risk), title="help is available", border_style="red"))
         except MentalensError as exc:
             console.print(f"\n[red]{exc}[/]")
     console.print("Goodbye. Nothing from this conversation was saved.")
+
+
+class WordWrap:
+    """Wraps streamed text at word boundaries (the terminal would cut words at its edge)."""
+
+    def __init__(self, width: int, start: int = 0):
+        self.width, self.col = max(width, 20), start
+
+    def feed(self, text: str) -> str:
+        import re
+
+        out = []
+        for piece in re.findall(r"\n|[^\S\n]+|\S+", text):
+            if piece == "\n":
+                self.col = 0
+                out.append(piece)
+            elif piece.isspace():
+                if self.col and self.col + len(piece) < self.width:
+                    out.append(piece)
+                    self.col += len(piece)
+            else:
+                if self.col and self.col + len(piece) > self.width:
+                    if out and out[-1].isspace() and out[-1] != "\n":
+                        out.pop()
+                    out.append("\n")
+                    self.col = 0
+                out.append(piece)
+                self.col += len(piece)
+        return "".join(out)
 
 
 def resource_lines(risk: dict) -> str:
