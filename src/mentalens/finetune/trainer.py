@@ -8,7 +8,7 @@ only for prompt/completion data or templates with `{% generation %}` markers, an
 requires FlashAttention. Our encoder masks every non-assistant token for any chat template (or the plain
 one) and our packed batches work with SDPA/eager too (tests check the loss equals the unpacked loss).
 The same command runs on one CPU, one GPU, or under `torchrun` / `accelerate launch` (DDP; FSDP and
-DeepSpeed through accelerate configs, see configs/finetune/README.md).
+DeepSpeed ZeRO through the accelerate configs in configs/finetune/accelerate-*.yaml).
 
 Output folder:
     adapter/           PEFT adapter + tokenizer (method lora/qlora)   |  model/ (method full)
