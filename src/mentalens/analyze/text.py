@@ -196,9 +196,7 @@ def prepare(
             cut = cut if cut > 0 else max_chars
             kept = [Sentence(text[kept[-1].start : cut], kept[-1].start, cut)]
         end = kept[-1].end
-        warnings.append(
-            f"text truncated to {len(kept)} sentence(s) ({end:,} of {len(text):,} characters) for analysis"
-        )
+        warnings.append(f"text truncated to {len(kept)} sentence(s) ({end:,} of {len(text):,} characters) for analysis")
         text, sentences, truncated = text[:end], kept, True
     encoder_text = text
     language = "en"

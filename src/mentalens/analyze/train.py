@@ -75,7 +75,7 @@ def fit_linear(
     """Logistic regression -> (W, b) in head layout: one row (labels[1]) if binary, else one per label."""
     from sklearn.linear_model import LogisticRegression
 
-    model = LogisticRegression(C=C, max_iter=5000, tol=1e-6)
+    model = LogisticRegression(C=C, max_iter=2000, tol=1e-4)
     model.fit(X, y, sample_weight=sample_weight)
     classes = list(model.classes_)
     if len(labels) == 2:
@@ -184,7 +184,7 @@ def train_head(
 # ---------------------------------------------------------------------------------------------- emotions
 
 
-def fit_multilabel(X: np.ndarray, Y: np.ndarray, C: float, seed: int, epochs: int = 300) -> tuple[np.ndarray, ...]:
+def fit_multilabel(X: np.ndarray, Y: np.ndarray, C: float, seed: int, epochs: int = 200) -> tuple[np.ndarray, ...]:
     """Independent L2-regularised logistic regressions for every column of Y, fitted jointly (full-batch
     L-BFGS in torch: one matmul per step instead of 28 separate solvers)."""
     import torch

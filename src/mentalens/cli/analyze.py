@@ -76,8 +76,7 @@ def _pick_column(fields: list[str], column: str | None, path: Path, line: int | 
         if c in fields:
             return c
     raise DataError(
-        f"{where}: no text column ({', '.join(TEXT_COLUMNS)}); found {', '.join(fields) or 'none'}: "
-        "pass --column NAME"
+        f"{where}: no text column ({', '.join(TEXT_COLUMNS)}); found {', '.join(fields) or 'none'}: pass --column NAME"
     )
 
 
