@@ -284,6 +284,22 @@ def test_bad_input_fails_before_any_training(tiny, tmp_path):
     assert not out.exists()  # nothing was written by any of them
 
 
+def test_a_base_model_is_trained_on_the_plain_template_and_its_adapter_carries_it(tiny, tmp_path):
+    import shutil
+
+    from mentalens.llm.backend import HFBackend
+
+    base = tmp_path / "base"
+    shutil.copytree(tiny["small"], base)
+    (base / "chat_template.jinja").unlink()  # now a base model: no chat template
+    result = run_finetune(tiny_config(tiny, tmp_path / "run", f"model.name={base}", "train.max_steps=2",
+                                      "train.eval_before=false", "data.eval_fraction=0", "train.tensorboard=false"))
+    backend = HFBackend(str(base), adapter=str(result.adapter_dir))
+    assert backend.chat_prompts  # the adapter's tokenizer now has the (plain) template it was trained with
+    assert backend.format_prompt("I feel tense.") == "### User:\nI feel tense.\n\n### Assistant:\n"
+    assert not HFBackend(str(base)).chat_prompts  # the untouched base still gets raw prompts
+
+
 # ------------------------------------------------------------------------------------------------ CLI
 
 

@@ -139,6 +139,19 @@ def test_unknown_models_and_adapters_fail_with_one_clear_line(tmp_path, tiny):
         load_model(str(tiny["small"]), adapter=str(tmp_path / "empty"))
 
 
+def test_broken_or_ambiguous_gguf_inputs_are_model_errors(tmp_path):
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"GGUF" + b"\0" * 64)
+    with pytest.raises(ModelError, match="junk.gguf"):
+        resolve_model(str(junk))
+    two = tmp_path / "two"
+    two.mkdir()
+    for name in ("a.gguf", "b.gguf"):
+        (two / name).write_bytes(b"x")
+    with pytest.raises(ModelError, match="holds 2 .gguf files: pass one of them"):
+        resolve_model(str(two))
+
+
 def test_4bit_loading_without_cuda_says_what_to_do(tiny):
     import torch
 

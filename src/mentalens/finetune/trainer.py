@@ -310,7 +310,9 @@ def run_finetune(
     """Fine-tune cfg.model on cfg.data; returns where the adapter and metrics were written."""
     import torch
 
+    from mentalens.finetune.collate import _adds_bos
     from mentalens.llm.loading import _load_tokenizer_dir, is_adapter_dir
+    from mentalens.llm.prompts import has_chat_template, plain_chat_template
 
     validate(cfg)
     if cfg.train.threads:
@@ -326,6 +328,10 @@ def run_finetune(
     if start_adapter is not None and (start_adapter / "tokenizer_config.json").is_file():
         tok_dir = start_adapter
     tokenizer = _load_tokenizer_dir(tok_dir, cfg.model.trust_remote_code, padding_side="right")
+    if cfg.data.template == "chat" and not has_chat_template(tokenizer):
+        # a base model: train on the documented plain template and ship it as the adapter's chat template,
+        # so every backend formats prompts for the tuned model exactly as it was trained
+        tokenizer.chat_template = plain_chat_template(bos=_adds_bos(tokenizer))
 
     train_ex, eval_ex, report = build_examples(cfg.data)
     train_rows = encode_rows(train_ex, tokenizer, cfg, "train", report)

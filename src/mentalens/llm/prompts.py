@@ -60,6 +60,22 @@ def plain_chat(
     return out
 
 
+def plain_chat_template(bos: bool = False) -> str:
+    """PLAIN_TEMPLATE as a Jinja chat template, so a base model fine-tuned on it carries it in its tokenizer
+    (and every later `format_chat`/backend formats prompts identically). bos: start with the BOS token."""
+    roles = "{'system': 'System', 'user': 'User', 'assistant': 'Assistant'}"
+    return (
+        ("{{ bos_token }}" if bos else "")
+        + "{%- for m in messages -%}"
+        + "{%- if not loop.first %}{{ '\\n\\n' }}{% endif -%}"
+        + "{{ '### ' ~ " + roles + "[m['role']] ~ ':\\n' ~ m['content'] }}"
+        + "{%- if m['role'] == 'assistant' and eos_token %}{{ eos_token }}{% endif -%}"
+        + "{%- endfor -%}"
+        + "{%- if add_generation_prompt -%}{%- if messages %}{{ '\\n\\n' }}{% endif -%}"
+        + "{{ '### Assistant:\\n' }}{%- endif -%}"
+    )
+
+
 def has_chat_template(tokenizer: Any) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
 
@@ -143,4 +159,5 @@ __all__ = [
     "has_chat_template",
     "imhi_prompt",
     "plain_chat",
+    "plain_chat_template",
 ]
