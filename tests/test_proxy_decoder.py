@@ -187,12 +187,13 @@ def test_rows_that_stop_early_leave_the_others_exact(large, tok, expert):
             assert r.token_ids == free[b].token_ids and r.finish_reason == "length"
 
 
-def test_fused_path_equals_three_separate_forwards(large, small, tok, expert, lora_dir):
+@pytest.mark.parametrize("impl", ["lean", "peft"])
+def test_fused_path_equals_three_separate_forwards(large, small, tok, expert, lora_dir, impl):
     """One batched forward over shared weights == expert and anti-expert run as separate models."""
-    fused = _ens(large, tok, expert, formats=MIXED)
+    fused = _ens(large, tok, expert, formats=MIXED, fused_impl=impl)
     separate = _ens(large, tok, expert, formats=MIXED, fused=False)
     plain_anti = LogitEnsemble.from_proxy((large, tok), (expert, tok), (small, tok), formats=MIXED)
-    assert fused.describe()["forwards_per_step"] == 2
+    assert fused.describe()["forwards_per_step"] == 2 and fused.describe()["fused_impl"] == impl
     assert separate.describe()["forwards_per_step"] == 3 and plain_anti.describe()["forwards_per_step"] == 3
     c1, m1 = fused.next_token_logits(PROMPTS)
     for other in (separate, plain_anti):
@@ -204,11 +205,51 @@ def test_fused_path_equals_three_separate_forwards(large, small, tok, expert, lo
     want = [r.token_ids for r in plain_anti.generate_details(PROMPTS, cfg)]
     assert [r.token_ids for r in fused.generate_details(PROMPTS, cfg)] == want
     assert [r.token_ids for r in separate.generate_details(PROMPTS, cfg)] == want
-    # the same fused ensemble built from an adapter folder on disk (the CLI / backend path)
+    ids = fused.encode(PROMPTS)
+    assert seed_loop(fused, [ids[j][1] for j in range(3)], 16) == want[1]  # disable_adapter() reference
+    for ens in (fused, separate, plain_anti):
+        ens.close()
+
+
+def test_fused_ensemble_from_an_adapter_folder(large, tok, lora_dir, expert):
+    """The CLI / backend path: the expert given as a LoRA folder is loaded once, on and off."""
+    cfg = GenerationConfig(max_new_tokens=16)
+    ref = _ens(large, tok, expert, formats=MIXED, fused=False)
     from_disk = LogitEnsemble.from_proxy(str(large.config.name_or_path), str(lora_dir), formats=MIXED, device="cpu")
     assert from_disk.is_fused and from_disk.members[2].adapter == BASE_ADAPTER
-    assert [r.token_ids for r in from_disk.generate_details(PROMPTS, cfg)] == want
+    assert from_disk.members[1].model is from_disk.members[2].model
+    got = [r.token_ids for r in from_disk.generate_details(PROMPTS, cfg)]
+    assert got == [r.token_ids for r in ref.generate_details(PROMPTS, cfg)]
     from_disk.close()
+
+
+def test_ensembles_sharing_one_peft_model_stay_exact_and_clean_up(fam, large, tok, lora_dir):
+    """Several ensembles over one PeftModel (a server's chat + eval backends): each stays exact, and
+    closing them leaves the model exactly as it was (no patched forward, no hook)."""
+    from peft import PeftModel
+    from peft.tuners.lora import LoraLayer
+
+    pm = PeftModel.from_pretrained(_load(fam["small"]), lora_dir).eval()
+    layers = [m for m in pm.modules() if isinstance(m, LoraLayer)]
+    cfg = GenerationConfig(max_new_tokens=12)
+    lean_a, lean_b = _ens(large, tok, pm), _ens(large, tok, pm, alpha=0.5)
+    peft_c = _ens(large, tok, pm, fused_impl="peft")
+    assert all("forward" in m.__dict__ for m in layers) and all(m._forward_pre_hooks for m in layers)
+    separate = _ens(large, tok, pm, fused=False)  # its anti-expert runs through the lean path too
+    want = [r.token_ids for r in separate.generate_details(PROMPTS, cfg)]
+    separate.close()
+    lean_b.close()
+    assert [r.token_ids for r in lean_a.generate_details(PROMPTS, cfg)] == want
+    assert [r.token_ids for r in peft_c.generate_details(PROMPTS, cfg)] == want
+    lean_a.close()
+    peft_c.close()
+    assert not any("forward" in m.__dict__ or m._forward_pre_hooks for m in layers)
+    with torch.inference_mode():  # the adapter is still on for ordinary use
+        ids = torch.tensor([tok(PROMPTS[0])["input_ids"]])
+        on = pm(input_ids=ids).logits
+        with pm.disable_adapter():
+            off = pm(input_ids=ids).logits
+    assert (on - off).abs().max() > 0.1
 
 
 def test_streamed_text_equals_returned_text(large, tok, expert):
@@ -288,19 +329,6 @@ def test_same_model_twice_runs_as_one_batched_forward(small, tok):
     combined, _ = ens.next_token_logits(PROMPTS[:1])
     want = _last_logits(small, tok, PROMPTS[0]) + 0.5 * _last_logits(small, tok, PROMPTS[0], chat=True)
     torch.testing.assert_close(combined[0], want, atol=ATOL, rtol=0)
-
-
-def test_close_removes_the_fused_hooks(large, tok, expert):
-    from peft.tuners.lora import LoraLayer
-
-    def hooks():
-        return sum(len(m._forward_pre_hooks) for m in expert.modules() if isinstance(m, LoraLayer))
-
-    before = hooks()
-    ens = _ens(large, tok, expert)
-    assert hooks() > before
-    ens.close()
-    assert hooks() == before
 
 
 # ------------------------------------------------------------------------------------------ bad input

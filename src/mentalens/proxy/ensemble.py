@@ -26,7 +26,13 @@ from mentalens.backend import GenerationConfig
 from mentalens.errors import BackendError, ConfigError, DataError, ModelError
 from mentalens.proxy.config import ProxyConfig, check_combine, check_fused, check_weight
 from mentalens.proxy.formats import PROMPT_FORMATS, Prompt, check_prompts, render
-from mentalens.proxy.fused import BASE_ADAPTER, MixedAdapterBatch, is_peft_model, mixed_batch_problem
+from mentalens.proxy.fused import (
+    BASE_ADAPTER,
+    FUSED_IMPLS,
+    MixedAdapterBatch,
+    is_peft_model,
+    mixed_batch_problem,
+)
 from mentalens.proxy.sampling import TokenChooser
 from mentalens.proxy.text import RowText
 from mentalens.proxy.units import Unit, model_device
@@ -107,6 +113,7 @@ class LogitEnsemble:
         fused: bool | str = "auto",
         system_prompt: str | None = None,
         batch_size: int = 8,
+        fused_impl: str = "auto",
     ):
         if not members:
             raise ConfigError("a LogitEnsemble needs at least one member model")
@@ -115,6 +122,9 @@ class LogitEnsemble:
         self.members = list(members)
         self.combine = check_combine(combine)
         self.fused = check_fused(fused)
+        if fused_impl not in FUSED_IMPLS:
+            raise ConfigError(f"fused_impl must be one of {', '.join(FUSED_IMPLS)}, not {fused_impl!r}")
+        self.fused_impl = fused_impl
         self.system_prompt = system_prompt
         self.batch_size = batch_size
         names = [m.name for m in self.members]
@@ -146,6 +156,7 @@ class LogitEnsemble:
         system_prompt: str | None = None,
         batch_size: int = 8,
         trust_remote_code: bool = False,
+        fused_impl: str = "auto",
     ) -> LogitEnsemble:
         """base + alpha * (expert - anti_expert).
 
@@ -160,7 +171,8 @@ class LogitEnsemble:
             base, expert, anti_expert, alpha, formats=formats or {}, device=device, devices=devices or {},
             dtype=dtype, trust_remote_code=trust_remote_code,
         )
-        return cls(members, combine=combine, fused=fused, system_prompt=system_prompt, batch_size=batch_size)
+        return cls(members, combine=combine, fused=fused, system_prompt=system_prompt, batch_size=batch_size,
+                   fused_impl=fused_impl)
 
     @classmethod
     def from_config(cls, config: ProxyConfig, **kwargs: Any) -> LogitEnsemble:
@@ -188,7 +200,8 @@ class LogitEnsemble:
 
         def mixer(model: Any) -> MixedAdapterBatch:
             if id(model) not in mixers:
-                mixers[id(model)] = MixedAdapterBatch(model)
+                used = [a for i in groups[id(model)] if (a := self._adapter_of(self.members[i]))]
+                mixers[id(model)] = MixedAdapterBatch(model, used, impl=self.fused_impl)
             return mixers[id(model)]
 
         for idx in groups.values():
@@ -210,8 +223,16 @@ class LogitEnsemble:
                     fused_any = True
                     continue
             for i, a in zip(idx, adapters, strict=True):
-                needs_mixer = a not in (None, BASE_ADAPTER) and a != model.active_adapter
-                plans.append(_Plan(model, [i], [a], mixer(model) if needs_mixer else None, pad))
+                # an adapter other than the active one (or "adapter off") goes through the mixed-batch
+                # machinery too when it can: PEFT's disable_adapter() walks every module at every call
+                other = a is not None and a != model.active_adapter
+                use_mixer = other and mixed_batch_problem(model, [a]) is None
+                if other and not use_mixer and a != BASE_ADAPTER:
+                    raise ModelError(
+                        f"{self.members[i].name}: adapter {a!r} cannot be selected per forward "
+                        f"({mixed_batch_problem(model, [a])}): load it as a separate model"
+                    )
+                plans.append(_Plan(model, [i], [a], mixer(model) if use_mixer else None, pad))
         if self.fused is True and not fused_any:
             raise ConfigError(
                 "fused=True but no two members share one model: give the expert as a LoRA adapter on the "
@@ -303,6 +324,7 @@ class LogitEnsemble:
             ],
             "combine": self.combine,
             "fused": self.is_fused,
+            "fused_impl": next((p.mixer.impl for p in self.plans if p.mixer is not None), None),
             "vocab": self.vocab,
             "forwards_per_step": len(self.plans),
         }

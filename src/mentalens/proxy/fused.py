@@ -1,15 +1,23 @@
 """One forward for several adapters of one PEFT model: the fused LoRA path.
 
 When the expert is a LoRA adapter on the anti-expert (the seed's exact case: Mental-Gemma-2b = Gemma-2b +
-LoRA), both are the same base weights. Their rows go through the model as ONE batch and every LoRA layer
-adds its update only to the expert rows: PEFT's mixed-adapter batches (`adapter_names`, where "__base__"
-means the adapter is off). The base matmuls, by far the larger cost, run once for both, so proxy-tuning
+LoRA), both are the same base weights. Their rows go through the model as ONE batch (expert rows, then
+anti-expert rows) and every LoRA layer adds its low-rank update to the expert rows only. Everything
+else (embeddings, norms, attention, the base matmuls, the LM head) runs once for both, so the pair
 costs about one small model instead of two.
 
-PEFT's `model(..., adapter_names=...)` registers and removes a hook on every LoRA layer at every call; in
-a decoding loop that bookkeeping costs as much as a tiny model's forward, so `MixedAdapterBatch` installs
-the same kwarg-injecting pre-hook once and switches it on only for its own forwards. The LoRA arithmetic
-itself stays PEFT's (`LoraLayer._mixed_batch_forward`); tests prove the result equals separate forwards.
+Two implementations, same arithmetic (tests prove both equal separate forwards):
+
+- "lean" (default whenever every adapted layer is a plain LoRA Linear): a per-layer forward that runs the
+  base layer on all rows, then adds `(x[rows] A^T)(scale B)^T` to the expert rows, which are one
+  contiguous slice (`narrow`, no copy). No Python index lists, no per-call hook registration: PEFT's
+  generic mixed-batch path costs more per step than a tiny model's whole forward.
+- "peft": PEFT's own mixed-adapter batches (`adapter_names`, "__base__" = adapter off), for everything
+  else (DoRA is refused by PEFT itself; embeddings, modules_to_save, bnb layers work). The kwarg-injecting
+  hook is installed once instead of at every call, as `model(..., adapter_names=...)` would.
+
+Both are switched on only inside `with batch.rows(blocks):`, per thread, so other users of the model
+see it unchanged; `close()` removes every trace.
 """
 
 from __future__ import annotations
@@ -19,7 +27,12 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from mentalens.errors import ConfigError
+
 BASE_ADAPTER = "__base__"  # PEFT's name for "adapter disabled" in a mixed batch
+FUSED_IMPLS = ("auto", "lean", "peft")
+
+Blocks = Sequence[tuple[str, int]]  # (adapter name or BASE_ADAPTER, number of rows), in row order
 
 
 def is_peft_model(model: Any) -> bool:
@@ -28,6 +41,13 @@ def is_peft_model(model: Any) -> bool:
     except ImportError:  # pragma: no cover - peft is a dependency
         return False
     return isinstance(model, PeftModel)
+
+
+def _adapter_modules(model: Any) -> list[Any]:
+    from peft.tuners.lora import LoraLayer
+    from peft.utils.other import AuxiliaryTrainingWrapper
+
+    return [m for m in model.modules() if isinstance(m, (LoraLayer, AuxiliaryTrainingWrapper))]
 
 
 def mixed_batch_problem(model: Any, adapters: Sequence[str]) -> str | None:
@@ -49,42 +69,145 @@ def mixed_batch_problem(model: Any, adapters: Sequence[str]) -> str | None:
     return None
 
 
-def _adapter_modules(model: Any) -> list[Any]:
-    from peft.tuners.lora import LoraLayer
-    from peft.utils.other import AuxiliaryTrainingWrapper
+def _lean_ok(module: Any, adapters: Sequence[str]) -> bool:
+    """A plain LoRA Linear: low-rank update on x, no variant (DoRA...), no bias, standard weight layout."""
+    from peft.tuners.lora.layer import Linear
 
-    return [m for m in model.modules() if isinstance(m, (LoraLayer, AuxiliaryTrainingWrapper))]
+    if not isinstance(module, Linear) or getattr(module, "fan_in_fan_out", False):
+        return False
+    for name in adapters:
+        if name == BASE_ADAPTER or name not in module.lora_A:
+            continue
+        if name in getattr(module, "lora_variant", {}) or module.lora_B[name].bias is not None:
+            return False
+    return True
+
+
+# The lean forward is installed once per LoRA module, however many ensembles share the model, and reads
+# the row layout of the forward running on this thread (set by `MixedAdapterBatch.rows`).
+_ACTIVE = threading.local()
+_INSTALLED = "_mentalens_lean_users"
+
+
+def _lean_forward(module: Any, x: Any, spans: Sequence[tuple[str, int, int]], loras: dict) -> Any:
+    import torch.nn.functional as F
+
+    result = module.base_layer(x)
+    if module.disable_adapters:
+        return result
+    for name, start, n in spans:
+        ab = loras.get(name)
+        if ab is None:
+            continue
+        a, b = ab
+        xs = x.narrow(0, start, n)
+        if xs.dtype != a.dtype:
+            xs = xs.to(a.dtype)
+        result.narrow(0, start, n).add_(F.linear(F.linear(xs, a), b).to(result.dtype))
+    return result
+
+
+def _install(module: Any) -> None:
+    users = module.__dict__.get(_INSTALLED, 0)
+    if users == 0:
+        original = type(module).forward.__get__(module)
+
+        def forward(x: Any, *args: Any, **kwargs: Any) -> Any:
+            state = getattr(_ACTIVE, "state", None)
+            loras = None if state is None or args or kwargs else state[1].get(id(module))
+            if loras is None:
+                return original(x, *args, **kwargs)
+            return _lean_forward(module, x, state[0], loras)
+
+        module.forward = forward
+    module.__dict__[_INSTALLED] = users + 1
+
+
+def _uninstall(module: Any) -> None:
+    users = module.__dict__.get(_INSTALLED, 0) - 1
+    if users > 0:
+        module.__dict__[_INSTALLED] = users
+        return
+    module.__dict__.pop(_INSTALLED, None)
+    module.__dict__.pop("forward", None)
 
 
 class MixedAdapterBatch:
-    """Persistent PEFT mixed-batch hooks on one model, active only inside `with self.rows(names):`."""
+    """Fused-forward machinery for one PEFT model (see the module docstring)."""
 
-    def __init__(self, model: Any):
+    def __init__(self, model: Any, adapters: Sequence[str] = (), impl: str = "auto"):
+        if impl not in FUSED_IMPLS:
+            raise ConfigError(f"fused implementation must be one of {', '.join(FUSED_IMPLS)}, not {impl!r}")
         self.model = model
         self._local = threading.local()
-        self._handles = [
-            m.register_forward_pre_hook(self._inject, with_kwargs=True) for m in _adapter_modules(model)
-        ]
+        modules = _adapter_modules(model)
+        lean = all(_lean_ok(m, adapters) for m in modules)
+        if impl == "lean" and not lean:
+            raise ConfigError("the lean fused path needs plain LoRA Linear layers only: use fused_impl='auto'")
+        self.impl = "lean" if (impl == "auto" and lean) or impl == "lean" else "peft"
+        self._patched: list[Any] = []
+        self._handles: list[Any] = []
+        self._watch: list[Any] = []
+        self._lora: dict[int, dict[str, tuple[Any, Any]]] = {}
+        self._versions: tuple[int, ...] | None = None
+        if self.impl == "lean":
+            for m in modules:
+                _install(m)
+                self._patched.append(m)
+            self._watch = [p for m in modules for d in (m.lora_A, m.lora_B) for p in d.parameters()]
+        else:
+            self._handles = [m.register_forward_pre_hook(self._inject, with_kwargs=True) for m in modules]
+
+    @contextlib.contextmanager
+    def rows(self, blocks: Blocks) -> Iterator[None]:
+        """Inside the context, the model's forwards see these row blocks (rows in block order)."""
+        if self.impl == "lean":
+            spans, start = [], 0
+            for name, n in blocks:
+                if name != BASE_ADAPTER:
+                    spans.append((name, start, n))
+                start += n
+            self._refresh()
+            _ACTIVE.state = (spans, self._lora)
+            try:
+                yield
+            finally:
+                _ACTIVE.state = None
+            return
+        self._local.names = [name for name, n in blocks for _ in range(n)]
+        try:
+            yield
+        finally:
+            self._local.names = None
 
     def _inject(self, module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+        """"peft" implementation: hand PEFT its per-row adapter names."""
         names = getattr(self._local, "names", None)
         if names is None:
             return None
         kwargs["adapter_names"] = names
         return args, kwargs
 
-    @contextlib.contextmanager
-    def rows(self, names: list[str]) -> Iterator[None]:
-        self._local.names = names
-        try:
-            yield
-        finally:
-            self._local.names = None
+    def _refresh(self) -> None:
+        """(A, scale * B) per module and adapter, rebuilt only when a LoRA weight changed in place."""
+        versions = tuple(p._version for p in self._watch)
+        if versions == self._versions:
+            return
+        self._lora = {
+            id(m): {
+                name: (m.lora_A[name].weight, (m.lora_B[name].weight * m.scaling[name]).contiguous())
+                for name in m.lora_A
+            }
+            for m in self._patched
+        }
+        self._versions = versions
 
     def close(self) -> None:
+        for m in self._patched:
+            _uninstall(m)
         for h in self._handles:
             h.remove()
-        self._handles = []
+        self._patched, self._handles, self._lora, self._versions = [], [], {}, None
 
 
-__all__ = ["BASE_ADAPTER", "MixedAdapterBatch", "is_peft_model", "mixed_batch_problem"]
+__all__ = ["BASE_ADAPTER", "FUSED_IMPLS", "MixedAdapterBatch", "is_peft_model", "mixed_batch_problem"]

@@ -85,8 +85,7 @@ class Unit:
     def _context(self) -> Any:
         """Adapter selection for this forward: PEFT mixed batch, adapter off, or nothing."""
         if self.mixer is not None:
-            names = [a for a in self.adapters for _ in range(self.n)]
-            return self.mixer.rows(names)
+            return self.mixer.rows([(a or BASE_ADAPTER, self.n) for a in self.adapters])
         if self.adapters[0] == BASE_ADAPTER:
             return self.model.disable_adapter()
         return contextlib.nullcontext()
