@@ -152,6 +152,10 @@ def test_stream_is_the_reply_in_pieces_and_max_tokens_is_honoured(counsellor):
     pieces = list(counsellor.stream(msgs, GenerationConfig()))
     assert len(pieces) > 10
     assert "".join(pieces) == counsellor.reply(msgs, GenerationConfig())
+    full = counsellor.reply(msgs)
+    fitted = counsellor.reply(msgs, GenerationConfig(max_new_tokens=len(full) // 4 - 30))
+    assert len(fitted) <= len(full) - 100 and fitted.rstrip().endswith("?")  # a shorter quote, same shape
+    assert _quote(fitted) in _quote(full)
     short = counsellor.reply(msgs, GenerationConfig(max_new_tokens=20))
     assert len(short) <= 20 * 4 + 1 and short.endswith("…")
     assert "".join(chunk_words("a  b\nc d ", 2)) == "a  b\nc d "

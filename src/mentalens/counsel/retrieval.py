@@ -355,13 +355,12 @@ class RetrievalCounsellor:
             return "I'm here to listen. What would you like to talk about?"
         message = user[-1].strip()
         previous = [m["content"] for m in messages if m.get("role") == "assistant"]
+        max_chars = config.max_new_tokens * 4 if config is not None else None
         if _at_risk(messages):
             text = self.safety_reply(message)
         else:
-            text = self.compose(message, user[:-1], previous)
-        if config is not None:
-            text = cap_tokens(text, config.max_new_tokens)
-        return text
+            text = self.compose(message, user[:-1], previous, max_chars=max_chars)
+        return text if max_chars is None else cap_tokens(text, config.max_new_tokens)
 
     # -- composition ------------------------------------------------------------------------------------------
     def find(self, message: str, earlier: Sequence[str] = ()) -> list[Hit]:
@@ -400,7 +399,14 @@ class RetrievalCounsellor:
             "trust who could stay with you, or could you call a crisis line while we talk?"
         )
 
-    def compose(self, message: str, earlier: Sequence[str] = (), previous_replies: Sequence[str] = ()) -> str:
+    def compose(
+        self,
+        message: str,
+        earlier: Sequence[str] = (),
+        previous_replies: Sequence[str] = (),
+        max_chars: int | None = None,
+    ) -> str:
+        """The reply; with max_chars the quote is shortened (whole sentences) so the reply fits, or left out."""
         for pattern, reply in SMALL_TALK.values():
             if pattern.match(message):
                 return reply
@@ -409,21 +415,23 @@ class RetrievalCounsellor:
         opening = reflect(message, emotions)
         picked = self.choose(self.find(message, earlier), previous_replies)
         question = pick_question(message, previous_replies)
+        no_quote = (
+            f"{opening} I'd like to understand this better before offering anything. "
+            f"Could you tell me a bit more about what's been happening? {question}"
+        )
         if picked is None:
-            return (
-                f"{opening} I'd like to understand this better before offering anything. "
-                f"Could you tell me a bit more about what's been happening? {question}"
-            )
+            return no_quote
         hit, answer = picked
         topic = TOPIC_WORDS.get(hit.topic, hit.topic.replace("-", " ")) if hit.topic else ""
         about = f" about {topic}" if topic else ""
-        return (
-            f"{opening}\n\n"
-            f"Here is how counsellors have answered similar questions{about}:\n\n"
-            f"“{answer.excerpt}”\n\n"
-            "That was written for someone else's question, so not all of it may fit you. "
-            f"{question}"
-        )
+        head = f"{opening}\n\nHere is how counsellors have answered similar questions{about}:\n\n"
+        tail = f"\n\nThat was written for someone else's question, so not all of it may fit you. {question}"
+        quote = answer.excerpt
+        if max_chars is not None and len(head) + len(quote) + len(tail) + 2 > max_chars:
+            quote = _shorten(quote, max_chars - len(head) - len(tail) - 2)
+            if not quote:
+                return no_quote
+        return f"{head}“{quote}”{tail}"
 
 
 def _at_risk(messages: Sequence[Message]) -> bool:
@@ -436,6 +444,18 @@ def _at_risk(messages: Sequence[Message]) -> bool:
     except Exception:
         return False
     return level >= "moderate"
+
+
+def _shorten(excerpt: str, budget: int) -> str:
+    """The excerpt's first sentences within budget characters ("" when not even one sentence fits well)."""
+    if budget < 120:
+        return ""
+    out = ""
+    for sentence in textmod.split_sentences(excerpt):
+        if len(out) + len(sentence) + 1 > budget:
+            break
+        out = f"{out} {sentence}".strip()
+    return out
 
 
 def _safe_analyze(analyzer: Any, message: str) -> Any:
