@@ -68,7 +68,11 @@ def test_eval_run_with_a_local_model_writes_answers_scores_and_a_self_contained_
     assert code == 0 and re.search(r"DR\s*│\s*4\s*│\s*4\s*│\s*0\s*│", stdout)
 
 
-def test_smollm2_answers_an_imhi_query(cli, tmp_path):
+def test_smollm2_answers_an_imhi_query(cli, tmp_path, imhi_dir):
+    df = pd.read_csv(imhi_dir / "test_data" / "test_instruction" / "loneliness.csv")
+    shortest = df.loc[[df["query"].str.len().idxmin()]]  # a real query, short enough for a quick CPU test
+    (tmp_path / "data").mkdir()
+    shortest.to_csv(tmp_path / "data" / "loneliness.csv", index=False)
     out = tmp_path / "smol"
     code, _, stderr = cli(
         "answer",
@@ -76,10 +80,8 @@ def test_smollm2_answers_an_imhi_query(cli, tmp_path):
         "hf",
         "--model",
         "smollm2-135m-instruct",
-        "--set",
-        "loneliness",
-        "--limit",
-        "1",
+        "--data",
+        str(tmp_path / "data"),
         "--max-new-tokens",
         "12",
         "--output",
@@ -89,6 +91,7 @@ def test_smollm2_answers_an_imhi_query(cli, tmp_path):
     assert code == 0, stderr
     row = json.loads((out / "loneliness.jsonl").read_text().splitlines()[0])
     assert row["error"] is None and len(row["generated"].split()) >= 3  # a real model writes words
+    assert row["gold"] == shortest["gpt-3.5-turbo"].iloc[0]
     code, _, stderr = cli("eval", "score", str(out), "--no-progress", "--resamples", "10")
     assert code == 0, stderr
 
