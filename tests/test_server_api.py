@@ -173,9 +173,12 @@ def test_openapi_schema_lists_the_api(client):
         assert p in paths
 
 
-def test_api_keys_are_required_and_sessions_belong_to_their_key(engine, analyzer):
+def test_api_keys_are_required_and_sessions_belong_to_their_key(engine, analyzer, monkeypatch):
     with pytest.raises(ConfigError, match="without API keys"):
         ServerConfig(host="0.0.0.0")
+    monkeypatch.setenv("MENTALENS_API_KEYS", f"{KEY}, {OTHER}")
+    assert ServerConfig.from_env(host="0.0.0.0").api_keys == [KEY, OTHER]
+    assert ServerConfig(host="::1").api_keys == [] and ServerConfig(host="localhost").host == "localhost"
     with pytest.raises(ConfigError, match="at least 16"):
         ServerConfig(api_keys=["short"])
     app = create_app(ServerConfig(host="0.0.0.0", api_keys=[KEY, OTHER]), engine=engine, analyzer=analyzer)
