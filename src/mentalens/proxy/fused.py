@@ -9,9 +9,9 @@ costs about one small model instead of two.
 Two implementations, same arithmetic (tests prove both equal separate forwards):
 
 - "lean" (default whenever every adapted layer is a plain LoRA Linear): a per-layer forward that runs the
-  base layer on all rows, then adds `(x[rows] A^T)(scale B)^T` to the expert rows, which are one
-  contiguous slice (`narrow`, no copy). No Python index lists, no per-call hook registration: PEFT's
-  generic mixed-batch path costs more per step than a tiny model's whole forward.
+  base layer on all rows, then adds PEFT's own `B(A x) * scale` (same ops, same order) to the expert
+  rows, which are one contiguous slice (`narrow`, no copy). No Python index lists, no per-call hook
+  registration: PEFT's generic mixed-batch path costs more per step than a tiny model's whole forward.
 - "peft": PEFT's own mixed-adapter batches (`adapter_names`, "__base__" = adapter off), for everything
   else (DoRA is refused by PEFT itself; embeddings, modules_to_save, bnb layers work). The kwarg-injecting
   hook is installed once instead of at every call, as `model(..., adapter_names=...)` would.
@@ -90,6 +90,7 @@ _INSTALLED = "_mentalens_lean_users"
 
 
 def _lean_forward(module: Any, x: Any, spans: Sequence[tuple[str, int, int]], loras: dict) -> Any:
+    """PEFT's LoRA arithmetic, in PEFT's order (result + B(A x) * scale), on each adapter's row slice."""
     import torch.nn.functional as F
 
     result = module.base_layer(x)
@@ -103,7 +104,7 @@ def _lean_forward(module: Any, x: Any, spans: Sequence[tuple[str, int, int]], lo
         xs = x.narrow(0, start, n)
         if xs.dtype != a.dtype:
             xs = xs.to(a.dtype)
-        result.narrow(0, start, n).add_(F.linear(F.linear(xs, a), b).to(result.dtype))
+        result.narrow(0, start, n).add_(F.linear(F.linear(xs, a), b) * module.scaling[name])
     return result
 
 
@@ -147,14 +148,12 @@ class MixedAdapterBatch:
         self.impl = "lean" if (impl == "auto" and lean) or impl == "lean" else "peft"
         self._patched: list[Any] = []
         self._handles: list[Any] = []
-        self._watch: list[Any] = []
-        self._lora: dict[int, dict[str, tuple[Any, Any]]] = {}
-        self._versions: tuple[int, ...] | None = None
+        self._lora: dict[int, dict[str, tuple[Any, Any]]] = {}  # id(module) -> adapter -> (A, B) weights
         if self.impl == "lean":
             for m in modules:
                 _install(m)
                 self._patched.append(m)
-            self._watch = [p for m in modules for d in (m.lora_A, m.lora_B) for p in d.parameters()]
+                self._lora[id(m)] = {name: (m.lora_A[name].weight, m.lora_B[name].weight) for name in m.lora_A}
         else:
             self._handles = [m.register_forward_pre_hook(self._inject, with_kwargs=True) for m in modules]
 
@@ -167,7 +166,6 @@ class MixedAdapterBatch:
                 if name != BASE_ADAPTER:
                     spans.append((name, start, n))
                 start += n
-            self._refresh()
             _ACTIVE.state = (spans, self._lora)
             try:
                 yield
@@ -188,26 +186,12 @@ class MixedAdapterBatch:
         kwargs["adapter_names"] = names
         return args, kwargs
 
-    def _refresh(self) -> None:
-        """(A, scale * B) per module and adapter, rebuilt only when a LoRA weight changed in place."""
-        versions = tuple(p._version for p in self._watch)
-        if versions == self._versions:
-            return
-        self._lora = {
-            id(m): {
-                name: (m.lora_A[name].weight, (m.lora_B[name].weight * m.scaling[name]).contiguous())
-                for name in m.lora_A
-            }
-            for m in self._patched
-        }
-        self._versions = versions
-
     def close(self) -> None:
         for m in self._patched:
             _uninstall(m)
         for h in self._handles:
             h.remove()
-        self._patched, self._handles, self._lora, self._versions = [], [], {}, None
+        self._patched, self._handles, self._lora = [], [], {}
 
 
 __all__ = ["BASE_ADAPTER", "FUSED_IMPLS", "MixedAdapterBatch", "is_peft_model", "mixed_batch_problem"]

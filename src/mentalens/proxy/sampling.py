@@ -8,6 +8,7 @@ not depend on the other rows of its batch and a seed reproduces a run exactly.
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import torch
@@ -42,7 +43,8 @@ class TokenChooser:
         self.needs_history = config.repetition_penalty != 1.0
         self.generators: list[torch.Generator] = []
         if not self.greedy:
-            base_seed = config.seed if config.seed is not None else int(torch.seed() % (2**62))
+            # no seed: fresh entropy, without reseeding (and so disturbing) torch's global generator
+            base_seed = config.seed if config.seed is not None else secrets.randbits(62)
             for row in rows:
                 g = torch.Generator(device=device)
                 g.manual_seed(base_seed + row)

@@ -117,7 +117,7 @@ class Unit:
     def step(self, tokens: torch.Tensor) -> list[torch.Tensor]:
         """Feed one new token per prompt (B,); returns each member's next logits."""
         tokens = tokens.to(self.device, non_blocking=True)
-        ids = tokens.repeat(len(self.members)).unsqueeze(-1)
+        ids = (tokens.repeat(len(self.members)) if len(self.members) > 1 else tokens).unsqueeze(-1)
         self.mask = torch.cat([self.mask, self.mask.new_ones((self.mask.shape[0], 1))], dim=-1)
         self.pos = self.pos + 1
         return self._forward(ids, self.pos.unsqueeze(-1), keep_last=False)
