@@ -6,8 +6,9 @@
 Models (all random, sharing one BPE tokenizer trained on IMHI training text, `mentalens.llm.tiny`):
 base = Llama 512 hidden x 4 layers (14.7M parameters); expert = LoRA (r=16, all linear layers, random,
 non-zero) on a Llama 256 hidden x 4 layers (4.2M); anti-expert = that Llama without the adapter: about
-the parameter ratio of Gemma-7b to Gemma-2b. Other sizes: --base HIDDEN LAYERS, --expert HIDDEN LAYERS. Prompts: real IMHI test queries (instruction format), a fixed random sample. Greedy
-decoding, EOS ignored so every variant writes exactly --tokens tokens per prompt.
+the parameter ratio of Gemma-7b to Gemma-2b. Other sizes: --base HIDDEN LAYERS, --expert HIDDEN LAYERS.
+Prompts: real IMHI test queries (instruction format), a fixed random sample. Greedy decoding, EOS ignored
+so every variant writes exactly --tokens tokens per prompt.
 
 Variants, measured interleaved (round robin, --repeats times, medians) in one process so that the load of a
 shared machine hits them alike:
