@@ -172,3 +172,23 @@ def test_keyboard_labels_and_a_phone_screen(page, live):
     last_reply(page)
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     page.screenshot(path=str(SHOTS / "chat-phone.png"), full_page=True)
+
+
+def test_a_server_with_keys_asks_for_one(context, live):
+    from mentalens.analyze import get_analyzer
+
+    key = "web-test-key-0123456789"
+    config = ServerConfig(port=0, api_keys=[key])
+    analyzer = get_analyzer()
+    with LiveServer(config, engine=build_engine(config, analyzer), analyzer=analyzer) as srv:
+        page = context.new_page()
+        page.goto(srv.url + "/")
+        box = page.get_by_label("API key for this server")
+        box.wait_for(state="visible")
+        assert page.evaluate("document.activeElement.id") == "key-input"
+        box.fill(key)
+        box.press("Enter")
+        page.wait_for_selector("body[data-ready=true]")
+        send(page, "I keep procrastinating and then I hate myself for it.")
+        assert "counsellors" in last_reply(page).inner_text()
+        page.close()
