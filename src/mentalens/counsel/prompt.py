@@ -39,7 +39,7 @@ RISK_NOTES = {
 def analysis_note(analysis: Any, risk_level: str = "none", resources: Sequence[str] = ()) -> str:
     """A note for the model about this turn (the person never sees it)."""
     parts = []
-    emotions = words_for([label for label, _ in top_emotions(analysis, k=3, min_score=0.2)])
+    emotions = words_for([label for label, _ in top_emotions(analysis, k=3, min_score=0.05)])
     if emotions:
         parts.append(f"An automatic reading of their latest message suggests: {', '.join(emotions)}.")
     if risk_level in RISK_NOTES:

@@ -395,7 +395,7 @@ class RetrievalCounsellor:
         """At moderate or higher risk no stranger's answer is quoted: the reply stays with the person's safety
         (the session engine adds mentalens' escalation text with crisis resources around it)."""
         analysis = _safe_analyze(self.analyzer, message)
-        emotions = [label for label, _ in top_emotions(analysis, k=2, min_score=0.25)]
+        emotions = [label for label, _ in top_emotions(analysis, k=2, min_score=0.05)]
         opening = reflect(message, emotions).split(" That sounds really hard")[0]
         return (
             f"{opening} I'm really glad you told me. Your safety matters more than anything else right now, and "
@@ -415,7 +415,7 @@ class RetrievalCounsellor:
             if pattern.match(message):
                 return reply
         analysis = _safe_analyze(self.analyzer, message)
-        emotions = [label for label, _ in top_emotions(analysis, k=2, min_score=0.25)]
+        emotions = [label for label, _ in top_emotions(analysis, k=2, min_score=0.05)]
         opening = reflect(message, emotions)
         picked = self.choose(self.find(message, earlier), previous_replies)
         question = pick_question(message, previous_replies)
