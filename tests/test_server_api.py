@@ -51,6 +51,15 @@ def sse(text: str) -> list:
     return [json.loads(e) for e in events[:-1]]
 
 
+@pytest.mark.timeout(300)
+def test_the_app_loads_its_own_analyzer_and_engine(analyzer):
+    """What `mentalens serve` does: nothing handed in, everything loaded at start-up (no lock taken twice)."""
+    with TestClient(create_app(ServerConfig())) as c:
+        health = c.get("/healthz").json()
+        assert health["ready"] is True and health["backend"] == "embedded"
+        assert chat(c, "My sister and I don't talk anymore.").status_code == 200
+
+
 def test_chat_completion_has_the_openai_shape_and_the_mentalens_object(client):
     r = chat(client, "My partner and I keep fighting about money. How do we stop?", temperature=0.2,
              max_tokens=400)

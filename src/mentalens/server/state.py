@@ -45,9 +45,10 @@ class AppState:
         self._engine = engine
         self._analyzer = analyzer
         self.store = store or open_store(config.persistence, config.memory_sessions, config.session_ttl_s)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # engine -> analyzer: the same thread takes it twice
         self._sem = threading.BoundedSemaphore(config.max_concurrency)
         self._busy: set[str] = set()
+        self._busy_lock = threading.Lock()
         self.started = time.time()
         self.load_error: str | None = None
 
@@ -65,9 +66,10 @@ class AppState:
     @property
     def engine(self) -> Any:
         if self._engine is None:
+            analyzer = self.analyzer
             with self._lock:
                 if self._engine is None:
-                    self._engine = build_engine(self.config, self.analyzer)
+                    self._engine = build_engine(self.config, analyzer)
         return self._engine
 
     @property
@@ -87,7 +89,7 @@ class AppState:
 
         A stored session takes one turn at a time: a second concurrent turn is refused with 409."""
         if session_id is not None:
-            with self._lock:
+            with self._busy_lock:
                 if session_id in self._busy:
                     from mentalens.server.errors import APIError
 
@@ -101,7 +103,7 @@ class AppState:
         return None
 
     def _free(self, session_id: str) -> None:
-        with self._lock:
+        with self._busy_lock:
             self._busy.discard(session_id)
 
     # -- what /v1/models and /healthz show ---------------------------------------------------------------------
