@@ -181,6 +181,25 @@ def test_smollm2_answers_a_factual_question_greedily(smollm2_dir):
     assert backend.describe()["dtype"] == "float32"
 
 
+def test_the_packaged_imhi_adapter_answers_in_imhi_format(smollm2_dir):
+    from mentalens.llm import packaged_adapters
+    from mentalens.llm.backend import HFBackend
+    from mentalens.tasks import get_task
+
+    assert "smollm2-imhi-lora" in packaged_adapters()
+    report = json.loads((packaged_adapters()["smollm2-imhi-lora"] / "training_report.json").read_text())
+    assert report["eval_loss_after"] < report["eval_loss_before"]
+    backend = HFBackend("smollm2-135m-instruct", adapter="smollm2-imhi-lora")
+    posts = [  # written for this test, not from any dataset
+        "I haven't left my bed in three weeks. Nothing I used to love means anything and I feel worthless.",
+        "Just got back from a great hike with friends, planning the next one for Saturday!",
+    ]
+    answers = backend.answer([imhi_prompt(p, "DR") for p in posts], GenerationConfig(max_new_tokens=14))
+    labels = [get_task("DR").parse(a) for a in answers]
+    assert all(a.startswith(("Yes, the poster", "No, the poster")) for a in answers), answers
+    assert labels == ["yes", "no"], answers
+
+
 # ------------------------------------------------------------------------------------------------ HFBackend
 
 
