@@ -89,3 +89,10 @@ def test_reflect_quote_picks_a_short_statement():
         "I feel like nobody listens to me"
     )
     assert reflect_quote("?") is None
+
+
+def test_answers_by_non_professionals_are_recognised():
+    from mentalens.counsel.text import NOT_A_COUNSELLOR
+
+    assert NOT_A_COUNSELLOR.search("Yeah I get the same problem... Look I'm not a professional but I've heard")
+    assert not NOT_A_COUNSELLOR.search("As counsellors we are not professional mind readers, so ask.")

@@ -35,7 +35,7 @@ EMOTION_WORDS: dict[str, str] = {
     "optimism": "hope",
     "relief": "relief",
     "love": "love",
-    "caring": "care for others",
+    "caring": "concern",
     "pride": "pride",
     "excitement": "excitement",
     "admiration": "admiration",

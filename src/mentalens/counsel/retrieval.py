@@ -186,7 +186,8 @@ class RetrievalIndex:
 
     def quotable(self, question_id: str) -> list[Answer]:
         """The question's answers as scrubbed excerpts that pass the output guard on their own (no diagnosis
-        stated as fact, no medication advice, no claim to be a clinician), so a quote never trips it."""
+        stated as fact, no medication advice, no claim to be a clinician), so a quote never trips it; answers
+        whose writer says they are not a professional are left out (they are not "how counsellors answered")."""
         with self._lock:
             if question_id in self._quotable:
                 return self._quotable[question_id]
@@ -194,6 +195,8 @@ class RetrievalIndex:
 
         out = []
         for raw in self.raw_answers.get(question_id, []):
+            if textmod.NOT_A_COUNSELLOR.search(raw.text):
+                continue
             ex = textmod.excerpt(raw.text)
             if ex and not check_reply(ex):
                 out.append(Answer(raw.question_id, raw.topic, ex, raw.upvotes))
@@ -392,11 +395,12 @@ class RetrievalCounsellor:
         return None if best is None else (best[1], best[2])
 
     def safety_reply(self, message: str) -> str:
-        """At moderate or higher risk no stranger's answer is quoted: the reply stays with the person's safety
-        (the session engine adds mentalens' escalation text with crisis resources around it)."""
-        analysis = _safe_analyze(self.analyzer, message)
-        emotions = [label for label, _ in top_emotions(analysis, k=2, min_score=0.05)]
-        opening = reflect(message, emotions).split(" That sounds really hard")[0]
+        """At moderate or higher risk no stranger's answer is quoted and no emotion label is guessed: the reply
+        stays with the person's pain and safety (the session engine adds mentalens' escalation text with crisis
+        resources around it)."""
+        quote = textmod.reflect_quote(message)
+        opening = (f"When you say “{quote}”, I can hear how much pain you are in." if quote
+                   else "I can hear how much pain you are in.")
         return (
             f"{opening} I'm really glad you told me. Your safety matters more than anything else right now, and "
             "you deserve support from someone who can be with you. Are you safe right now? Is there someone you "

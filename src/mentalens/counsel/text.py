@@ -42,6 +42,10 @@ SIGN_OFF = re.compile(
     r"wishing you (?:the best|well))\b[^.!?]{0,60}[.!?,]?\s*$",
     re.I,
 )
+# answers whose writer says they are not a professional: they cannot be shown as "how counsellors answered"
+NOT_A_COUNSELLOR = re.compile(
+    r"\b(?:I'?m|I am) not (?:a |an )?(?:professional|therapist|counsel+or|licensed|doctor|expert)", re.I
+)
 GREETING = re.compile(r"^(?:hi|hello|hey|dear)\b[^.!?]{0,40}[,.!]\s*", re.I)
 # a trailing run of capitalised words after the last sentence is a name ("... Best wishes. Laura Cassity")
 TRAILING_NAME = re.compile(r"(?:[.!?,]\s*|\s+)(?:-\s*)?(?:[A-Z][a-z]+\.?\s*){1,3}(?:,\s*[A-Z][\w.]*)*\s*$")
