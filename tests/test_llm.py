@@ -233,6 +233,24 @@ def test_stop_strings_cut_answers_and_streams_the_same_way(tiny_backend):
     assert stop not in answered
 
 
+def test_base_models_stop_at_the_next_plain_template_turn(tiny):
+    from mentalens.llm.backend import PLAIN_TURN_MARKER, HFBackend, cut_at_stop
+
+    backend = HFBackend(str(tiny["small"]))
+    backend.tokenizer.chat_template = None  # a base model: chats go through the plain template
+    seen = []
+    real_generate = backend.lm.model.generate
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["generation_config"].stop_strings)
+        return real_generate(*args, **kwargs)
+
+    backend.lm.model.generate = spy
+    backend.chat([{"role": "user", "content": "hello"}], GenerationConfig(max_new_tokens=4, stop=("x",)))
+    assert seen == [["x", PLAIN_TURN_MARKER]]
+    assert cut_at_stop("Hello there.\n### User: and me", ("x", PLAIN_TURN_MARKER)) == ("Hello there.", True)
+
+
 def test_sampling_is_reproducible_with_a_seed(tiny_backend):
     msgs = [{"role": "user", "content": "Tell me about stress."}]
     a = tiny_backend.chat(msgs, GenerationConfig(max_new_tokens=16, temperature=1.0, seed=7))

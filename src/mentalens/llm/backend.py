@@ -12,6 +12,7 @@ base models get the raw prompt, as in the IMHI completion format.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -20,6 +21,8 @@ from mentalens.backend import Backend, GenerationConfig, Message
 from mentalens.errors import BackendError
 from mentalens.llm.loading import LoadedModel, load_model, model_max_length
 from mentalens.llm.prompts import format_chat, has_chat_template
+
+PLAIN_TURN_MARKER = "\n### "  # where the next turn starts in the plain template (mentalens.llm.prompts)
 
 
 def cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
@@ -157,6 +160,9 @@ class HFBackend(Backend):
         config = config or GenerationConfig()
         text = format_chat(self.tokenizer, messages, add_generation_prompt=True)
         add_special = not has_chat_template(self.tokenizer)
+        if add_special and PLAIN_TURN_MARKER not in config.stop:
+            # a base model on the plain template would go on to write the next "### User:" turn itself
+            config = dataclasses.replace(config, stop=(*config.stop, PLAIN_TURN_MARKER))
         limit = self._max_input(config)
         enc = self.tokenizer(
             [text], return_tensors="pt", truncation=limit is not None, max_length=limit, add_special_tokens=add_special
