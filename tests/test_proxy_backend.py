@@ -84,6 +84,18 @@ def test_cli_generate_streams_the_proxy_tuned_text(cli, fam, lora_dir, reference
     assert [r["text"] for r in doc["results"]] == reference.generate(PROMPTS, GenerationConfig(max_new_tokens=6))
 
 
+def test_cli_generate_from_a_proxy_config_file(cli, fam, lora_dir, tmp_path):
+    cfg = tmp_path / "proxy.yaml"
+    cfg.write_text(f"base: {fam['large']}\nexpert: {lora_dir}\nalpha: 0.5\ndevice: cpu\nformats:\n  expert: chat\n")
+    code, out, err = cli("generate", "--config", str(cfg), "-n", "4", "--json", "hello")
+    assert code == 0, err
+    members = json.loads(out)["ensemble"]["members"]
+    assert [m["weight"] for m in members] == [1.0, 0.5, -0.5] and members[1]["prompt_format"] == "chat"
+    cfg.write_text("base: m\nalpha: lots\n")
+    code, out, err = cli("generate", "--config", str(cfg), "hello")
+    assert code == 2 and "alpha" in err
+
+
 def test_cli_shows_crisis_resources_whatever_the_model_says(cli, fam):
     code, out, err = cli("generate", "--model", str(fam["small"]), "-n", "3", "--device", "cpu",
                          "I want to kill myself tonight, I have the pills here")

@@ -114,9 +114,9 @@ def generate(
         ens = backend.ensemble
     else:
         if config is not None:
-            overrides = [f"{k}={v}" for k, v in (("base", models[0] if models else None), ("expert", expert),
-                                                  ("anti_expert", anti_expert), ("device", device)) if v]
-            cfg = load_config(ProxyConfig, config, overrides)
+            given = {"base": models[0] if models else None, "expert": expert, "anti_expert": anti_expert,
+                     "device": device}
+            cfg = load_config(ProxyConfig, config, {k: v for k, v in given.items() if v})
         else:
             if not models:
                 raise ConfigError("no model given: pass --model NAME (hub id, folder, .gguf or offline alias)")
