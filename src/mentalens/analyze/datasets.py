@@ -58,6 +58,7 @@ class HeadData:
     val: Split
     source: str
     extra_train: Split | None = None  # a second, differently-labelled source (IRF raw labels)
+    extra_weights: tuple[float, ...] | None = None  # weights of extra_train rows to choose from (CV)
 
     def counts(self) -> dict[str, object]:
         return {
@@ -166,6 +167,20 @@ def build_training_data(data_dir: Path, guard: LeakageGuard | None = None, seed:
         reports[f"goemotions/{split}"] = rep
         emotions[split] = ([r.text for r in recs], [r.labels for r in recs])
 
+    # DR's negatives are posts from other support subreddits: alone they teach the head that any post is
+    # probably depressed (a happy race report scored 0.86). Everyday Reddit comments without sad or fearful
+    # labels or depression/suicide words join its training folds as "no" with a CV-chosen, non-zero weight.
+    rng = random.Random(seed)
+    sad = {"sadness", "grief", "disappointment", "remorse", "fear", "nervousness", "embarrassment"}
+    everyday = [
+        t for t, labs in zip(*emotions["train"], strict=True)
+        if not sad & set(labs) and len(t.split()) >= 8 and not _SUICIDE.search(t) and not _DEPRESSION.search(t)
+    ]  # fmt: skip
+    rng.shuffle(everyday)
+    heads["DR"].extra_train = Split(everyday[:1500], ["no"] * min(1500, len(everyday)))
+    heads["DR"].extra_weights = (0.1, 0.3, 1.0)
+    heads["DR"].source += " + everyday GoEmotions comments as extra negatives"
+
     tsid = build_tsid_weak(data_dir, guard, reports, heads, emotions, seed)
     return TrainingData(heads, emotions, reports, tsid)
 
@@ -181,6 +196,7 @@ def _dedupe(items: list, text) -> list:
     return out
 
 
+_DEPRESSION = re.compile(r"\b(?:depress\w*|hopeless\w*|worthless\w*)", re.IGNORECASE)
 _PTSD = re.compile(r"\b(?:ptsd|c-?ptsd|post[- ]traumatic|flashbacks?|traumati[sz]ed|trauma)\b", re.IGNORECASE)
 _SUICIDE = re.compile(
     r"\b(?:suicid\w*|kill (?:my|him|her)self|end (?:it all|my life)|want to die|self[- ]harm\w*|cutting myself|"

@@ -103,6 +103,8 @@ class Encoder:
         except (OSError, ValueError) as exc:
             raise ModelError(f"cannot load the encoder {path!r}: {exc}; pass a sentence-transformers folder") from None
         model.eval()
+        # posts are windowed here, never truncated by the tokenizer: silence its length warning
+        self.tokenizer.model_max_length = 1 << 30
         if self.config.quantize:
             model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
         self.model = model

@@ -78,10 +78,9 @@ def _binary(key: str, label: str, probs: dict[str, float], evidence: Sequence[Ev
     p_yes = probs.get("yes", 0.0)
     if label == "yes":
         if evidence:
-            verb = "is the sentence" if len(evidence) == 1 else "are the sentences"
+            verb = "is the sentence that most raises" if len(evidence) == 1 else "are the sentences that most raise"
             return (
-                f"The post says {join_quotes(evidence)}, which {verb} that most raise the estimated "
-                f"probability of {c} ({p_yes:.2f})."
+                f"The post says {join_quotes(evidence)}, which {verb} the estimated probability of {c} ({p_yes:.2f})."
             )
         return f"The wording of the post as a whole raises the estimated probability of {c} ({p_yes:.2f})."
     if evidence:
@@ -106,10 +105,9 @@ def _multiclass(task: str, label: str, probs: dict[str, float], evidence: Sequen
             text += f" The sentences that most support this answer are {join_quotes(evidence)}."
         return text
     if evidence:
-        verb = "is the sentence" if len(evidence) == 1 else "are the sentences"
+        verb = "is the sentence that most points" if len(evidence) == 1 else "are the sentences that most point"
         text = (
-            f"The post says {join_quotes(evidence)}, which {verb} that most point to {phrase(label)} "
-            f"(estimated probability {p:.2f})."
+            f"The post says {join_quotes(evidence)}, which {verb} to {phrase(label)} (estimated probability {p:.2f})."
         )
     else:
         text = f"The wording of the post as a whole points to {phrase(label)} (estimated probability {p:.2f})."

@@ -39,7 +39,7 @@ class TrainConfig:
     seed: int = 13
     folds: int = 5
     features: str = "mean+max"
-    c_grid: tuple[float, ...] = (0.5, 2.0, 8.0, 32.0)
+    c_grid: tuple[float, ...] = (0.5, 2.0, 8.0)
     irf_raw_weights: tuple[float, ...] = (0.0, 0.3, 1.0)
     emotion_c_grid: tuple[float, ...] = (1.0, 4.0, 16.0)
     encoder: EncoderConfig = dataclasses.field(default_factory=EncoderConfig)
@@ -140,7 +140,7 @@ def train_head(
     """Choose C (and the extra source's weight) by CV, tune the threshold, fit on everything."""
     labels = list(h.labels)
     binary = len(labels) == 2
-    weights = cfg.irf_raw_weights if extra is not None else (0.0,)
+    weights = (h.extra_weights or cfg.irf_raw_weights) if extra is not None else (0.0,)
     best: tuple[float, float, float, float] | None = None  # (f1, C, weight, threshold)
     grid: dict[str, float] = {}
     for w in weights:
@@ -335,7 +335,7 @@ def train_analyzer(
         m = fh.spec.metrics
         log(f"{key}: CV weighted F1 {m['cv_weighted_f1']:.2f} (n={m['n']}, C={m['C']:g}"
             + (f", threshold={m['threshold']:.3f}" if "threshold" in m else "")
-            + (f", raw IRF weight={m['extra_weight']:g}" if "extra_weight" in m else "") + ")")  # fmt: skip
+            + (f", extra-source weight={m['extra_weight']:g}" if "extra_weight" in m else "") + ")")  # fmt: skip
 
     if td.tsid_weak is not None:
         h = td.tsid_weak
