@@ -53,7 +53,7 @@ def load_counselchat(path: str | Path | None = None, split: str | None = None) -
             continue
         try:
             upvotes = int(float(r.get("upvotes") or 0))
-        except ValueError:
+        except (ValueError, OverflowError):
             upvotes = 0
         records.append(
             CounselRecord(

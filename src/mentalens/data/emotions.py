@@ -58,6 +58,8 @@ def load_goemotions(path: str | Path | None = None, split: str = "train") -> lis
     for i, row in enumerate(df.itertuples(index=False)):
         try:
             ids = [int(x) for x in str(row.labels).split(",") if x.strip()]
+            if any(j < 0 for j in ids):  # -1 would silently index the last label
+                raise IndexError
             labels = tuple(GOEMOTIONS_LABELS[j] for j in ids)
         except (ValueError, IndexError):
             raise DataError(f"{f}:{i + 1}: label ids {row.labels!r} are not in 0..27") from None

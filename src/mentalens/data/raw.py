@@ -18,6 +18,15 @@ CAMS_CAUSES = ("none", "bias or abuse", "jobs and career", "medication", "relati
 CSSRS_LEVELS = ("Supportive", "Indicator", "Ideation", "Behavior", "Attempt")
 
 
+def _binary(value: str) -> int | None:
+    """0 or 1 from a cell such as "1" or "0.0"; None for anything else."""
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return int(number) if number in (0.0, 1.0) else None
+
+
 def _base(path: str | Path | None, sub: str) -> Path:
     base = resolve_data_dir() if path is None else Path(path).expanduser()
     return base / "raw" / sub if (base / "raw" / sub).exists() else base
@@ -31,10 +40,9 @@ def load_irf_raw(path: str | Path | None = None, split: str = "train") -> list[R
     df = read_table(f, ("text", "belong", "burden"))
     out = []
     for i, r in enumerate(df.itertuples(index=False)):
-        try:
-            labels = {"belong": int(float(r.belong)), "burden": int(float(r.burden))}
-        except ValueError:
-            raise DataError(f"{f}:{i + 2}: belong/burden must be 0 or 1, got {r.belong!r}/{r.burden!r}") from None
+        labels = {"belong": _binary(r.belong), "burden": _binary(r.burden)}
+        if None in labels.values():
+            raise DataError(f"{f}:{i + 2}: belong/burden must be 0 or 1, got {r.belong!r}/{r.burden!r}")
         expl = " ".join(x for x in (getattr(r, "belong_exp", ""), getattr(r, "burden_exp", "")) if x and x != "nan")
         out.append(RawRecord("irf", str(r.text), labels, expl or None, split, f"irf-{split}-{i}", (str(r.text),)))
     return out
@@ -50,9 +58,12 @@ def load_cams_raw(path: str | Path | None = None) -> list[RawRecord]:
     out = []
     for i, r in enumerate(df.itertuples(index=False)):
         try:
-            cause = CAMS_CAUSES[int(float(r.cause))]
-        except (ValueError, IndexError):
+            code = int(float(r.cause))
+        except (ValueError, OverflowError):
             continue  # a handful of rows have no usable cause
+        if not 0 <= code < len(CAMS_CAUSES):
+            continue
+        cause = CAMS_CAUSES[code]
         text = str(r.selftext).strip()
         if text:
             out.append(
@@ -71,9 +82,9 @@ def load_cssrs(path: str | Path | None = None) -> list[RawRecord]:
     for i, r in enumerate(df.itertuples(index=False)):
         try:
             posts = ast.literal_eval(r.Post)
-            if isinstance(posts, str):
-                posts = [posts]
-        except (ValueError, SyntaxError):
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            posts = [r.Post]
+        if not isinstance(posts, list | tuple):  # a post that merely looks like a literal ("5", "{...}")
             posts = [r.Post]
         posts = tuple(str(p).strip() for p in posts if str(p).strip())
         if r.Label not in CSSRS_LEVELS:

@@ -283,7 +283,7 @@ def decide(analyses: Sequence[MessageAnalysis]) -> tuple[RiskLevel, dict]:
             by_msg.setdefault(c.message_index, set()).add(c.construct)
     # timing counts for an intent/plan/means cue in the same message (unless that message names a later
     # time and no strong "now") or in any earlier message
-    acting = {"intent", "plan", "means_at_hand", "ideation", "farewell"}
+    acting = {"intent", "plan", "means_at_hand", "ideation", "farewell", "passive"}
     now_with: set[str] = set()
     for a in analyses:
         if not a.timing:
@@ -303,7 +303,7 @@ def decide(analyses: Sequence[MessageAnalysis]) -> tuple[RiskLevel, dict]:
     )
     if imminent:
         level = RiskLevel.IMMINENT
-    elif counted & HIGH or ("ideation" in now_with and strong_timing):
+    elif counted & HIGH or (now_with & {"ideation", "passive"} and strong_timing):  # "I want to die tonight"
         level = RiskLevel.HIGH
     elif counted & MODERATE:
         level = RiskLevel.MODERATE
