@@ -86,7 +86,7 @@ def create_app(config: ServerConfig | None = None, engine: Any = None, analyzer:
                            "(GET /v1/models)", "model_not_found", "model")
         session, message, stored = await run_in_threadpool(_session_for, state, body, who)
         generation = _generation(body, config)
-        permit = await run_in_threadpool(state.acquire, session.id if stored else None)
+        permit = await state.acquire_async(session.id if stored else None)
         if permit is None:
             raise APIError(503, "the server is busy with other replies: retry in a few seconds", "server_busy",
                            headers={"Retry-After": "5"})
@@ -190,7 +190,8 @@ def create_app(config: ServerConfig | None = None, engine: Any = None, analyzer:
 
     # -- health and web app -------------------------------------------------------------------------------------
     @app.get("/healthz", tags=["health"])
-    def healthz() -> dict[str, Any]:
+    async def healthz() -> dict[str, Any]:
+        """On the event loop itself (no worker thread): it answers however busy the thread pool is."""
         from mentalens import safety
 
         return {
@@ -205,6 +206,7 @@ def create_app(config: ServerConfig | None = None, engine: Any = None, analyzer:
             "disclosure": getattr(safety, "AI_DISCLOSURE", ""),
             "not_a_diagnosis": getattr(safety, "NOT_A_DIAGNOSIS", ""),
             "uptime_s": round(time.time() - state.started, 1),
+            "stats": state.stats(),
         }
 
     if config.web:

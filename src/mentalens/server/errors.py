@@ -108,6 +108,8 @@ def install(app: FastAPI) -> None:
         # type and code location only: an exception's message may contain user text
         where = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
         loc = f"{where[0].filename.rsplit('/', 1)[-1]}:{where[0].lineno}" if where else "?"
-        log.error("internal error %s at %s on %s %s", type(exc).__name__, loc, request.method, request.url.path)
+        from mentalens.server.middleware import route_of
+
+        log.error("internal error %s at %s on %s %s", type(exc).__name__, loc, request.method, route_of(request.scope))
         return error_response(500, "internal error: the server logged it; please retry or report it",
                               "internal_error")

@@ -96,9 +96,21 @@ class AccessLog:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            path = _ID_IN_PATH.sub("/{id}", scope.get("path", ""))
+            path = route_of(scope)
             log.info("%s %s %s %.0fms", scope.get("method", "?"), path, status["code"] or "-",
                      (time.perf_counter() - start) * 1000)
+
+
+def route_of(scope: dict) -> str:
+    """The route template a request matched ("/v1/sessions/{session_id}"), never the raw path: a path is
+    written by the client and may carry its text (GET /v1/sessions/<anything>). Unmatched paths are not named."""
+    route = scope.get("route")
+    template = getattr(route, "path", None)
+    if not isinstance(template, str):
+        return "<unmatched path>"
+    if template in ("", "/") and route.__class__.__name__ == "Mount":
+        return "<mount>"
+    return _ID_IN_PATH.sub("/{id}", template) + ("/..." if route.__class__.__name__ == "Mount" else "")
 
 
 def key_owner(key: str) -> str:

@@ -5,6 +5,8 @@ Loaded once (at start-up when `preload`, else on first use) and shared by every 
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import contextlib
 import inspect
 import threading
@@ -49,6 +51,14 @@ class AppState:
         self._sem = threading.BoundedSemaphore(config.max_concurrency)
         self._busy: set[str] = set()
         self._busy_lock = threading.Lock()
+        # requests waiting for a slot wait on the event loop (futures woken by Permit.release), never in a
+        # worker thread: 50 blocked waiters once took every thread of the pool, so the replies holding the
+        # slots could not run and /healthz stopped answering until the waiters timed out with 503
+        self._waiters: collections.deque[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = collections.deque()
+        self._waiters_lock = threading.Lock()
+        self.queued = 0
+        self.generating = 0
+        self._count_lock = threading.Lock()
         self.started = time.time()
         self.load_error: str | None = None
 
@@ -84,27 +94,99 @@ class AppState:
         if counsellor is not None and hasattr(counsellor, "index"):
             counsellor.index  # noqa: B018 - builds or loads the cached index
 
+    def _claim(self, session_id: str | None) -> None:
+        """A stored session takes one turn at a time: a second concurrent turn is refused with 409."""
+        if session_id is None:
+            return
+        with self._busy_lock:
+            if session_id in self._busy:
+                from mentalens.server.errors import APIError
+
+                raise APIError(409, "a reply is still being written in this session: wait for it to finish",
+                               "session_busy", "session_id")
+            self._busy.add(session_id)
+
+    def _permit(self, session_id: str | None) -> Permit:
+        with self._count_lock:
+            self.generating += 1
+
+        def released() -> None:
+            with self._count_lock:
+                self.generating -= 1
+            if session_id is not None:
+                self._free(session_id)
+            self._wake_one()
+
+        return Permit(self._sem, released)
+
     def acquire(self, session_id: str | None = None) -> Permit | None:
-        """A generation slot within queue_timeout_s, or None when the server is saturated.
-
-        A stored session takes one turn at a time: a second concurrent turn is refused with 409."""
-        if session_id is not None:
-            with self._busy_lock:
-                if session_id in self._busy:
-                    from mentalens.server.errors import APIError
-
-                    raise APIError(409, "a reply is still being written in this session: wait for it to finish",
-                                   "session_busy", "session_id")
-                self._busy.add(session_id)
+        """A generation slot within queue_timeout_s, or None when the server is saturated (blocking: for
+        callers outside the event loop; the server uses acquire_async)."""
+        self._claim(session_id)
         if self._sem.acquire(timeout=self.config.queue_timeout_s):
-            return Permit(self._sem, (lambda: self._free(session_id)) if session_id else None)
+            return self._permit(session_id)
         if session_id is not None:
             self._free(session_id)
         return None
 
+    async def acquire_async(self, session_id: str | None = None) -> Permit | None:
+        """A generation slot within queue_timeout_s, or None when the server is saturated.
+
+        Waits on the event loop without holding a worker thread; a released slot wakes one waiter (and every
+        waiter looks again at least once a second, so a wake-up lost to a cancelled waiter costs <= 1 s)."""
+        self._claim(session_id)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.queue_timeout_s
+        self.queued += 1
+        try:
+            while True:
+                if self._sem.acquire(blocking=False):
+                    return self._permit(session_id)
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    if session_id is not None:
+                        self._free(session_id)
+                    return None
+                waiter = loop.create_future()
+                entry = (loop, waiter)
+                with self._waiters_lock:
+                    self._waiters.append(entry)
+                try:
+                    await asyncio.wait_for(waiter, timeout=min(remaining, 1.0))
+                except TimeoutError:
+                    pass
+                finally:
+                    with self._waiters_lock, contextlib.suppress(ValueError):
+                        self._waiters.remove(entry)
+        except BaseException:  # cancelled (the client went away): the session is free again
+            if session_id is not None:
+                self._free(session_id)
+            raise
+        finally:
+            self.queued -= 1
+
+    def _wake_one(self) -> None:
+        """Called from any thread when a slot is released: wake the longest-waiting request."""
+        while True:
+            with self._waiters_lock:
+                if not self._waiters:
+                    return
+                loop, waiter = self._waiters.popleft()
+            if waiter.done() or loop.is_closed():
+                continue
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(_set_result, waiter)
+                return
+
     def _free(self, session_id: str) -> None:
         with self._busy_lock:
             self._busy.discard(session_id)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for /healthz: turns, backend failures answered by the fallback, escalations, guard
+        interventions, replies being generated and requests queued. Counts only, never text."""
+        engine_stats = dict(getattr(self._engine, "stats", None) or {}) if self._engine is not None else {}
+        return {**engine_stats, "generating": self.generating, "queued": self.queued}
 
     # -- what /v1/models and /healthz show ---------------------------------------------------------------------
     def model_ids(self) -> list[str]:
@@ -115,6 +197,11 @@ class AppState:
             with contextlib.suppress(Exception):
                 self._engine.backend.close()
         self.store.close()
+
+
+def _set_result(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def build_engine_parts(
