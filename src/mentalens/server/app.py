@@ -31,10 +31,47 @@ from mentalens.server import errors
 from mentalens.server.config import ServerConfig
 from mentalens.server.errors import APIError
 from mentalens.server.middleware import AccessLog, BodyLimit, check_api_key
-from mentalens.server.schemas import AnalyzeRequest, ChatCompletionRequest, RiskRequest, SessionCreate
+from mentalens.server.schemas import (
+    AnalyzeOut,
+    AnalyzeRequest,
+    ChatCompletion,
+    ChatCompletionRequest,
+    ErrorResponse,
+    Health,
+    ModelList,
+    RiskRequest,
+    RiskResponse,
+    SessionCreate,
+    SessionDeleted,
+    SessionOut,
+    Timeline,
+)
 from mentalens.server.state import AppState
 
 STATIC = Path(__file__).parent / "static"
+
+_ERROR_TEXT = {
+    400: "Malformed JSON or request (persistence off for a persisted session)",
+    401: "Missing or wrong API key (when the server has keys)",
+    404: "Unknown model or session (another key's session is unknown too)",
+    409: "A reply is still being written in this session",
+    413: "Request body too large",
+    422: "Invalid request: what is wrong is named in the message",
+    503: "Every generation slot stayed busy for the queue timeout: retry after Retry-After seconds",
+}
+
+
+def _documented(ok: Any, *codes: int, extra: dict[str, Any] | None = None) -> dict[Any, Any]:
+    """OpenAPI responses: the 200 body and every error the route can answer (all in OpenAI's error shape)."""
+    out: dict[Any, Any] = {200: {"model": ok, **(extra or {})}}
+    for code in (400, 401, 404, 413, 422, *codes):
+        out[code] = {"model": ErrorResponse, "description": _ERROR_TEXT[code]}
+    return out
+
+
+_SSE = {"content": {"text/event-stream": {"schema": {"type": "string", "description": (
+    "stream=true: `data: {chat.completion.chunk}` events, the last chunk carrying `mentalens`, then "
+    "`data: [DONE]`")}}}}
 
 
 def create_app(config: ServerConfig | None = None, engine: Any = None, analyzer: Any = None) -> FastAPI:
@@ -63,11 +100,21 @@ def create_app(config: ServerConfig | None = None, engine: Any = None, analyzer:
     app.state.mentalens = state
     errors.install(app)
 
-    def owner(request: Request) -> str:
-        return check_api_key(request.headers.get("authorization"), config.api_keys)
+    if config.api_keys:  # documented in the OpenAPI schema (a Bearer scheme) only when keys are on
+        from fastapi import Security
+        from fastapi.security import HTTPBearer
+
+        bearer = HTTPBearer(auto_error=False, description="An API key given to `mentalens serve --api-key`")
+
+        def owner(request: Request, _: Any = Security(bearer)) -> str:
+            return check_api_key(request.headers.get("authorization"), config.api_keys)
+    else:
+
+        def owner(request: Request) -> str:
+            return check_api_key(request.headers.get("authorization"), config.api_keys)
 
     # -- chat ---------------------------------------------------------------------------------------------------
-    @app.get("/v1/models", tags=["chat"])
+    @app.get("/v1/models", tags=["chat"], response_model=None, responses=_documented(ModelList))
     def list_models(_: str = Depends(owner)) -> dict[str, Any]:
         created = int(state.started)
         try:
@@ -79,7 +126,8 @@ def create_app(config: ServerConfig | None = None, engine: Any = None, analyzer:
             for mid in state.model_ids()
         ]}
 
-    @app.post("/v1/chat/completions", tags=["chat"], response_model=None)
+    @app.post("/v1/chat/completions", tags=["chat"], response_model=None,
+              responses=_documented(ChatCompletion, 409, 503, extra=_SSE))
     async def chat_completions(body: ChatCompletionRequest, who: str = Depends(owner)) -> Any:
         if body.model not in state.model_ids():
             raise APIError(404, f"unknown model {body.model!r}: use one of {', '.join(state.model_ids())} "
@@ -118,7 +166,7 @@ def create_app(config: ServerConfig | None = None, engine: Any = None, analyzer:
         }
 
     # -- analysis -----------------------------------------------------------------------------------------------
-    @app.post("/v1/analyze", tags=["analysis"])
+    @app.post("/v1/analyze", tags=["analysis"], response_model=None, responses=_documented(AnalyzeOut))
     def analyze(body: AnalyzeRequest, _: str = Depends(owner)) -> dict[str, Any]:
         from mentalens import safety
 
@@ -129,7 +177,7 @@ def create_app(config: ServerConfig | None = None, engine: Any = None, analyzer:
         out["not_a_diagnosis"] = getattr(safety, "NOT_A_DIAGNOSIS", "")
         return out
 
-    @app.post("/v1/risk", tags=["analysis"])
+    @app.post("/v1/risk", tags=["analysis"], response_model=None, responses=_documented(RiskResponse))
     def risk(body: RiskRequest, _: str = Depends(owner)) -> dict[str, Any]:
         from mentalens import safety
 
@@ -149,7 +197,8 @@ def create_app(config: ServerConfig | None = None, engine: Any = None, analyzer:
         return out
 
     # -- sessions -----------------------------------------------------------------------------------------------
-    @app.post("/v1/sessions", tags=["sessions"], status_code=201)
+    @app.post("/v1/sessions", tags=["sessions"], status_code=201, response_model=None,
+              responses={201: {"model": SessionOut}, **{k: v for k, v in _documented(SessionOut).items() if k != 200}})
     def create_session(body: SessionCreate | None = None, who: str = Depends(owner)) -> dict[str, Any]:
         from mentalens.counsel.session import ChatSession
 
@@ -168,28 +217,31 @@ def create_app(config: ServerConfig | None = None, engine: Any = None, analyzer:
                            "session_not_found", "session_id")
         return session
 
-    @app.get("/v1/sessions/{session_id}", tags=["sessions"])
+    @app.get("/v1/sessions/{session_id}", tags=["sessions"], response_model=None, responses=_documented(SessionOut))
     def get_session(session_id: str, who: str = Depends(owner)) -> dict[str, Any]:
         return _owned(session_id, who).to_dict()
 
-    @app.get("/v1/sessions/{session_id}/timeline", tags=["sessions"])
+    @app.get("/v1/sessions/{session_id}/timeline", tags=["sessions"], response_model=None,
+             responses=_documented(Timeline))
     def get_timeline(session_id: str, who: str = Depends(owner)) -> dict[str, Any]:
         return _owned(session_id, who).timeline()
 
-    @app.get("/v1/sessions/{session_id}/export", tags=["sessions"])
+    @app.get("/v1/sessions/{session_id}/export", tags=["sessions"], response_model=None,
+             responses=_documented(SessionOut))
     def export_session(session_id: str, who: str = Depends(owner)) -> JSONResponse:
         session = _owned(session_id, who)
         return JSONResponse(session.to_dict(), headers={
             "Content-Disposition": f'attachment; filename="mentalens-{session.id}.json"'})
 
-    @app.delete("/v1/sessions/{session_id}", tags=["sessions"])
+    @app.delete("/v1/sessions/{session_id}", tags=["sessions"], response_model=None,
+                responses=_documented(SessionDeleted))
     def delete_session(session_id: str, who: str = Depends(owner)) -> dict[str, Any]:
         _owned(session_id, who)
         state.store.delete(session_id)
         return {"id": session_id, "object": "mentalens.session.deleted", "deleted": True}
 
     # -- health and web app -------------------------------------------------------------------------------------
-    @app.get("/healthz", tags=["health"])
+    @app.get("/healthz", tags=["health"], response_model=None, responses={200: {"model": Health}})
     async def healthz() -> dict[str, Any]:
         """On the event loop itself (no worker thread): it answers however busy the thread pool is."""
         from mentalens import safety

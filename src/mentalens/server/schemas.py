@@ -35,7 +35,7 @@ class ChatMessage(BaseModel):
 class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     model: str = Field(min_length=1, max_length=200)
-    messages: list[ChatMessage]
+    messages: list[ChatMessage] = Field(json_schema_extra={"minItems": 1})  # the validator below says why
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
     max_tokens: int | None = Field(default=None, ge=1, le=8192)
@@ -44,7 +44,7 @@ class ChatCompletionRequest(BaseModel):
     stream_options: dict[str, Any] | None = None
     stop: str | list[str] | None = None
     seed: int | None = None
-    n: int | None = Field(default=None, ge=1)
+    n: int | None = Field(default=None, ge=1, json_schema_extra={"maximum": 1})
     user: str | None = Field(default=None, max_length=256)
     session_id: str | None = Field(default=None, max_length=100)
     locale: str | None = Field(default=None, max_length=35)
@@ -66,9 +66,11 @@ class ChatCompletionRequest(BaseModel):
 class TextOrMessages(BaseModel):
     """Either `text` or `messages` (their user turns are joined)."""
 
-    model_config = ConfigDict(extra="ignore")
-    text: str | None = None
-    messages: list[ChatMessage] | None = None
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"oneOf": [
+        {"required": ["text"], "properties": {"text": {"type": "string"}}},
+        {"required": ["messages"], "properties": {"messages": {"type": "array"}}}]})
+    text: str | None = Field(default=None, json_schema_extra={"minLength": 1, "pattern": r"\S"})
+    messages: list[ChatMessage] | None = Field(default=None, json_schema_extra={"minItems": 1})
     locale: str | None = Field(default=None, max_length=35)
 
     @model_validator(mode="after")
@@ -97,3 +99,135 @@ class SessionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     locale: str | None = Field(default=None, max_length=35)
     persist: bool = False
+
+
+# -- responses (documented in the OpenAPI schema; the API fuzz test checks every response against them) ---------
+RiskLevelName = Literal["none", "low", "moderate", "high", "imminent"]
+
+
+class _Open(BaseModel):
+    """A response object: these fields are always there; more may be added without breaking clients."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    """Every error, in OpenAI's shape."""
+
+    error: ErrorDetail
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class AssistantMessage(BaseModel):
+    role: Literal["assistant"]
+    content: str
+
+
+class Choice(BaseModel):
+    index: int
+    message: AssistantMessage
+    finish_reason: str
+    logprobs: None = None
+
+
+class RiskOut(_Open):
+    level: RiskLevelName
+    flags: dict[str, bool]
+    requires_escalation: bool
+    cues: list[dict[str, Any]]
+    resources: list[dict[str, Any]]
+
+
+class TurnInfo(_Open):
+    """The `mentalens` object of a chat response."""
+
+    turn: int
+    analysis: dict[str, Any] | None
+    risk: RiskOut
+    escalated: bool
+    escalation_text: str | None
+    fallback: str | None
+    guard_violations: list[str]
+    timeline_point: dict[str, Any]
+    session_id: str | None
+    disclosure: str
+    not_a_diagnosis: str
+
+
+class ChatCompletion(_Open):
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    choices: list[Choice] = Field(min_length=1, max_length=1)
+    usage: Usage
+    mentalens: TurnInfo
+
+
+class ModelCard(_Open):
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+
+
+class ModelList(_Open):
+    object: Literal["list"]
+    data: list[ModelCard]
+
+
+class AnalyzeOut(_Open):
+    text: str
+    tasks: dict[str, dict[str, Any]]
+    emotions: list[dict[str, Any]]
+    risk: RiskOut
+    not_a_diagnosis: str
+
+
+class RiskResponse(RiskOut):
+    escalation_text: str | None
+
+
+class Timeline(_Open):
+    turns: list[dict[str, Any]]
+    series: dict[str, list[float | None]]
+    risk: list[RiskLevelName]
+
+
+class SessionOut(_Open):
+    id: str
+    object: Literal["mentalens.session"]
+    created: float
+    locale: str | None
+    persist: bool
+    turns: list[dict[str, Any]]
+    messages: list[dict[str, Any]]
+    timeline: Timeline
+
+
+class SessionDeleted(_Open):
+    id: str
+    object: Literal["mentalens.session.deleted"]
+    deleted: bool
+
+
+class Health(_Open):
+    status: Literal["ok"]
+    ready: bool
+    version: str
+    backend: str
+    auth_required: bool
+    persistence: bool
+    stats: dict[str, int]
