@@ -184,7 +184,7 @@ def to_markdown(scores: dict[str, Any], title: str = "IMHI evaluation", examples
     meta = scores.get("meta", {})
     lines = [f"# {title}", "", f"_{DISCLAIMER}_", ""]
     lines += [
-        f"- backend: `{json.dumps(run.get('backend'))}`",
+        f"- backend: `{json.dumps(_backend_brief(run.get('backend')))}` (full description in run.json)",
         f"- data: `{run.get('data')}`; limit per set: {run.get('limit') or 'all rows'}; seed: {run.get('seed')}",
         f"- label fallback: {json.dumps(meta.get('fallback'))}; bootstrap resamples: {meta.get('resamples')}",
         f"- BARTScore: {json.dumps(meta.get('bartscore')) if meta.get('bartscore') else 'not computed'}",
@@ -252,6 +252,20 @@ def to_markdown(scores: dict[str, Any], title: str = "IMHI evaluation", examples
     return "\n".join(lines) + "\n"
 
 
+_BRIEF_KEYS = ("backend", "model", "adapter", "artefact", "base_url", "alpha")
+
+
+def _backend_brief(desc: Any) -> Any:
+    """The few keys that say which model answered (the full description stays in run.json)."""
+    if not isinstance(desc, dict):
+        return desc
+    brief = {k: desc[k] for k in _BRIEF_KEYS if desc.get(k) is not None}
+    members = desc.get("members")
+    if isinstance(members, list):
+        brief["members"] = [m.get("name") if isinstance(m, dict) else m for m in members]
+    return brief
+
+
 def _bart_meta(meta: dict[str, Any]) -> str:
     return json.dumps(meta["bartscore"]) if meta.get("bartscore") else "not computed"
 
@@ -289,7 +303,9 @@ def to_html(scores: dict[str, Any], title: str = "IMHI evaluation", examples: bo
         f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
         f"<p class='note'>{html.escape(DISCLAIMER)}</p>",
         "<ul>"
-        f"<li>backend: <code>{html.escape(json.dumps(run.get('backend')))}</code></li>"
+        f"<li>backend: <code>{html.escape(json.dumps(_backend_brief(run.get('backend'))))}</code> "
+        f"<details><summary>full description</summary><pre>{html.escape(json.dumps(run.get('backend'), indent=1))}"
+        "</pre></details></li>"
         f"<li>data: <code>{html.escape(str(run.get('data')))}</code>; limit per set: "
         f"{html.escape(str(run.get('limit') or 'all rows'))}; seed: {html.escape(str(run.get('seed')))}</li>"
         f"<li>label fallback: {html.escape(json.dumps(meta.get('fallback')))}; bootstrap resamples: "
