@@ -236,3 +236,23 @@ def test_waiting_requests_hold_no_worker_thread_and_healthz_answers_while_all_sl
     assert busy["stats"]["generating"] == 1 and busy["stats"]["queued"] == 49
     assert codes == [200] * 50
     assert after["stats"]["turns"] == 50 and after["stats"]["generating"] == 0 and after["stats"]["queued"] == 0
+
+
+@pytest.mark.parametrize("mode", ["drop", "garbage", "hang", "error500"])
+def test_an_openai_endpoint_that_breaks_mid_reply_is_an_error_not_a_short_reply(mode):
+    """Found by the fault tests: a stream cut before [DONE] (and before any finish_reason) was taken as a whole
+    reply, so the person read half a sentence and no fallback ran."""
+    from mentalens.backend import GenerationConfig
+    from mentalens.errors import BackendError
+    from mentalens.llm.openai_backend import OpenAIBackend
+    from reliability.harness import FakeOpenAI
+
+    with FakeOpenAI(mode=mode) as fake:
+        backend = OpenAIBackend(fake.url, "fake", timeout_s=2, max_retries=0)
+        try:
+            with pytest.raises(BackendError):
+                list(backend.stream([{"role": "user", "content": "hello"}], GenerationConfig(timeout_s=2)))
+            fake.mode = "ok"
+            assert "".join(backend.stream([{"role": "user", "content": "hello"}])).startswith("That sounds")
+        finally:
+            backend.close()

@@ -153,9 +153,11 @@ class FakeOpenAI:
     `requests` counts calls per user message (the last user message of each request).
     """
 
-    def __init__(self, mode: str = "ok", slow_delay_s: float = 0.05, script: Callable[[str], str] | None = None):
+    def __init__(self, mode: str = "ok", slow_delay_s: float = 0.05, script: Callable[[str], str] | None = None,
+                 delay_s: float = 0.0):
         self.mode = mode
         self.slow_delay_s = slow_delay_s
+        self.delay_s = delay_s  # every answer waits this long first (an LLM that takes its time)
         self.script = script
         self.requests: Counter[str] = Counter()
         self.total = 0
@@ -193,14 +195,14 @@ class FakeOpenAI:
                 self.wfile.write(raw)
 
         self._handler = Handler
-        self._server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-openai", daemon=True)
+        self.port = free_port()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
         self.closed_url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there: connection refused
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+        return f"http://127.0.0.1:{self.port}/v1"
 
     def reply_for(self, user: str) -> str:
         if self.mode == "script" and self.script is not None:
@@ -211,6 +213,8 @@ class FakeOpenAI:
     def handle(self, h: BaseHTTPRequestHandler, body: dict[str, Any], user: str) -> None:
         mode = self.mode
         stream = bool(body.get("stream"))
+        if self.delay_s:
+            self._closing.wait(self.delay_s)
         if mode == "hang":
             self._closing.wait(600)
             return
@@ -259,13 +263,23 @@ class FakeOpenAI:
         h.close_connection = True
 
     def start(self) -> FakeOpenAI:
+        self._closing.clear()
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-openai", daemon=True)
         self._thread.start()
         return self
 
+    def refuse(self) -> None:
+        """Stop listening: connections to `url` are refused until start() is called again."""
+        self.close()
+
     def close(self) -> None:
-        self._closing.set()
-        self._server.shutdown()
-        self._server.server_close()
+        self._closing.set()  # releases hung requests
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
 
     def __enter__(self) -> FakeOpenAI:
         return self.start()

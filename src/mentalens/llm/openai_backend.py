@@ -301,8 +301,13 @@ def _choice_text(data: dict[str, Any], *, chat: bool, where: str) -> str:
 
 
 def _sse_deltas(response: Any, where: str) -> Iterator[str]:
-    """Text deltas from an OpenAI server-sent-event stream (`data: {...}` lines, `data: [DONE]`)."""
+    """Text deltas from an OpenAI server-sent-event stream (`data: {...}` lines, `data: [DONE]`).
+
+    A stream that ends with neither `[DONE]` nor a `finish_reason` was cut off (the connection closed
+    mid-reply): that is an error, not a short reply, so the caller can fall back instead of showing half a
+    sentence."""
     data_lines: list[str] = []
+    finished = [False]
     for line in response.iter_lines():
         if line.startswith(":"):
             continue  # comment / keep-alive
@@ -314,14 +319,18 @@ def _sse_deltas(response: Any, where: str) -> Iterator[str]:
         payload, data_lines = "\n".join(data_lines), []
         if payload.strip() == "[DONE]":
             return
-        yield from _event_text(payload, where)
+        yield from _event_text(payload, where, finished)
     if data_lines:  # a last event without its blank line
         payload = "\n".join(data_lines)
-        if payload.strip() != "[DONE]":
-            yield from _event_text(payload, where)
+        if payload.strip() == "[DONE]":
+            return
+        yield from _event_text(payload, where, finished)
+    if not finished[0]:
+        raise BackendError(f"stream from {where} ended without [DONE] or a finish_reason: the connection was cut "
+                           "mid-reply")
 
 
-def _event_text(payload: str, where: str) -> Iterator[str]:
+def _event_text(payload: str, where: str, finished: list[bool] | None = None) -> Iterator[str]:
     try:
         event = json.loads(payload)
     except json.JSONDecodeError:
@@ -334,6 +343,8 @@ def _event_text(payload: str, where: str) -> Iterator[str]:
     for choice in event.get("choices") or []:
         if not isinstance(choice, dict):
             continue
+        if choice.get("finish_reason") and finished is not None:
+            finished[0] = True
         delta = choice.get("delta") or {}
         text = delta.get("content") if isinstance(delta, dict) else None
         if text is None:
