@@ -80,6 +80,7 @@ class Unit:
         self.cache: Any = None
         self.mask: torch.Tensor | None = None
         self.pos: torch.Tensor | None = None
+        self.padded = True
         self.n = 0  # prompts (rows per member)
 
     def _context(self) -> Any:
@@ -93,7 +94,7 @@ class Unit:
     def _forward(self, ids: torch.Tensor, position_ids: torch.Tensor, keep_last: bool) -> list[torch.Tensor]:
         kwargs = {
             "input_ids": ids,
-            "attention_mask": self.mask,
+            "attention_mask": self.mask if self.padded else None,  # no padding: the plain causal mask
             "position_ids": position_ids,
             self.spec.cache_kw: self.cache,
             "use_cache": True,
@@ -109,6 +110,7 @@ class Unit:
         self.n = len(prompt_ids[0])
         rows = [seq for member_rows in prompt_ids for seq in member_rows]
         ids, self.mask = left_pad(rows, self.pad_id, self.device)
+        self.padded = bool((self.mask == 0).any())
         position_ids = (self.mask.cumsum(-1) - 1).clamp_(min=0)
         self.pos = position_ids[:, -1].clone()
         self.cache = self.spec.new_cache(self.model)
@@ -118,7 +120,8 @@ class Unit:
         """Feed one new token per prompt (B,); returns each member's next logits."""
         tokens = tokens.to(self.device, non_blocking=True)
         ids = (tokens.repeat(len(self.members)) if len(self.members) > 1 else tokens).unsqueeze(-1)
-        self.mask = torch.cat([self.mask, self.mask.new_ones((self.mask.shape[0], 1))], dim=-1)
+        if self.padded:
+            self.mask = torch.cat([self.mask, self.mask.new_ones((self.mask.shape[0], 1))], dim=-1)
         self.pos = self.pos + 1
         return self._forward(ids, self.pos.unsqueeze(-1), keep_last=False)
 
@@ -126,7 +129,8 @@ class Unit:
         """Keep only these prompts (indices into the current B), in every member's block."""
         idx = torch.cat([rows + j * self.n for j in range(len(self.members))]).to(self.device)
         self.cache.batch_select_indices(idx)
-        self.mask = self.mask.index_select(0, idx)
+        if self.padded:
+            self.mask = self.mask.index_select(0, idx)
         self.pos = self.pos.index_select(0, idx)
         self.n = int(rows.numel())
 
