@@ -25,6 +25,11 @@ def _cp1252_fallback(err: UnicodeError) -> tuple[str, int]:
 
 codecs.register_error("mentalens-cp1252", _cp1252_fallback)
 
+# mkstemp creates 0600 files; outputs should get the permissions a plain open() would give them
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
+
 
 def read_table(
     path: str | Path,
@@ -85,6 +90,7 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
             yield f
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, p)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
