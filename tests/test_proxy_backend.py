@@ -62,6 +62,17 @@ def test_proxy_backend_answers_and_streams(fam, lora_dir, reference):
         assert backend.answer([], cfg) == []
 
 
+def test_models_on_different_devices_load_separately_and_agree(fam, lora_dir, reference):
+    """Experts on another device than the base ("cpu:0" vs "cpu" here; cuda:1 vs cuda:0 on a GPU box):
+    the expert and anti-expert are loaded where asked, logits meet on the base's device, tokens agree."""
+    ens = LogitEnsemble.from_proxy(str(fam["large"]), str(lora_dir), device="cpu",
+                                   devices={"expert": "cpu:0", "anti_expert": "cpu"})
+    assert not ens.is_fused and ens.members[1].model is not ens.members[2].model
+    cfg = GenerationConfig(max_new_tokens=10)
+    assert ens.generate(PROMPTS, cfg) == reference.generate(PROMPTS, cfg)
+    ens.close()
+
+
 def test_proxy_backend_weighted_ensemble(fam):
     with get_backend("proxy", models=[str(fam["large"]), str(fam["small"])], weights=[1.0, 0.5],
                      device="cpu") as backend:

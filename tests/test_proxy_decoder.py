@@ -267,6 +267,26 @@ def test_streamed_text_equals_returned_text(large, tok, expert):
     assert streamed == ens.generate([PROMPTS[1]], cfg)[0] == free[: free.index(stop)]
 
 
+def test_concurrent_streams_on_one_ensemble_match_sequential(large, tok, expert):
+    """A server streams several chats from one ensemble at once: steps interleave, results do not mix."""
+    import threading
+
+    ens = _ens(large, tok, expert, formats=MIXED)
+    cfg = GenerationConfig(max_new_tokens=20)
+    want = [ens.generate([p], cfg)[0] for p in PROMPTS]
+    got: dict[int, str] = {}
+
+    def run(i: int) -> None:
+        got[i] = "".join(ens.stream(PROMPTS[i], cfg))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(PROMPTS))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [got[i] for i in range(len(PROMPTS))] == want
+
+
 def test_chat_messages_use_each_members_format(large, tok, expert):
     ens = _ens(large, tok, expert, formats=MIXED)
     msgs = [{"role": "user", "content": PROMPTS[0]}]
