@@ -111,7 +111,8 @@ def test_cli_shows_crisis_resources_whatever_the_model_says(cli, fam):
     code, out, err = cli("generate", "--model", str(fam["small"]), "-n", "3", "--device", "cpu",
                          "I want to kill myself tonight, I have the pills here")
     assert code == 0
-    assert "crisis line" in err and out.strip()
+    # imminent: the emergency number first, then where to find a crisis line, whatever the model printed
+    assert "emergency number" in err and "findahelpline.com" in err and out.strip()
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 
 class TextPart(BaseModel):
@@ -40,7 +40,7 @@ class ChatCompletionRequest(BaseModel):
     top_p: float | None = Field(default=None, gt=0, le=1)
     max_tokens: int | None = Field(default=None, ge=1, le=8192)
     max_completion_tokens: int | None = Field(default=None, ge=1, le=8192)
-    stream: bool = False
+    stream: StrictBool = False
     stream_options: dict[str, Any] | None = None
     stop: str | list[str] | None = None
     seed: int | None = None
@@ -88,7 +88,7 @@ class TextOrMessages(BaseModel):
 
 
 class AnalyzeRequest(TextOrMessages):
-    evidence: bool = True
+    evidence: StrictBool = True
 
 
 class RiskRequest(TextOrMessages):
@@ -98,7 +98,7 @@ class RiskRequest(TextOrMessages):
 class SessionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     locale: str | None = Field(default=None, max_length=35)
-    persist: bool = False
+    persist: StrictBool = False
 
 
 # -- responses (documented in the OpenAPI schema; the API fuzz test checks every response against them) ---------
