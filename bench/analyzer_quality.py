@@ -148,7 +148,7 @@ def main() -> None:
             res["shipped_method"] = (
                 "zero-shot transfer of the IRF thwarted-belongingness head"
                 if set_name == "loneliness"
-                else "trained on weak labels from other leakage-free data"
+                else "trained on weak labels (cue-centred windows of other leakage-free data)"
             )
         results[set_name] = res
 

@@ -78,6 +78,8 @@ class Analyzer:
         return {
             "artefact": str(self.path) if self.path else None,
             "encoder": self.encoder.config.model,
+            "runtime": f"{self.encoder.config.runtime}{' int8' if self.encoder.config.quantize else ''}",
+            "neutral_input": self.encoder.config.neutralize,
             "features": self.feature_kind,
             "tasks": list(self.task_keys),
             "emotions": len(self.emotion_labels),
@@ -172,7 +174,7 @@ class Analyzer:
     def features(self, texts: Sequence[str]) -> np.ndarray:
         """(n, dim) head features of texts (for benchmarks and probing; empty texts give zeros)."""
         preps = [prepare(t, allow_empty=True) for t in texts]
-        encs = self.encoder.encode([p.encoder_text for p in preps], [p.encoder_spans for p in preps])
+        encs = self.encoder.encode_prepared(preps)
         if not encs:
             return np.zeros((0, self.heads.dim), dtype=np.float32)
         return np.stack([encoded_features(e, self.feature_kind) for e in encs])
@@ -237,7 +239,7 @@ class Analyzer:
         for i, p in enumerate(preps):
             if not p.sentences:
                 results[i] = Analysis(p.text, {}, [], [], None, "none", p.language, list(p.warnings))
-        encs = self.encoder.encode([preps[i].encoder_text for i in live], [preps[i].encoder_spans for i in live])
+        encs = self.encoder.encode_prepared([preps[i] for i in live])
         if live:
             feats = np.stack([encoded_features(e, self.feature_kind) for e in encs])
             logits = self.heads.logits(feats)

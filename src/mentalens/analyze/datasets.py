@@ -197,6 +197,7 @@ def _dedupe(items: list, text) -> list:
 
 
 _DEPRESSION = re.compile(r"\b(?:depress\w*|hopeless\w*|worthless\w*)", re.IGNORECASE)
+_DEPRESSION_CUE = re.compile(r"\b(?:depress\w*|antidepressant\w*|mdd|major depressive)\b", re.IGNORECASE)
 _PTSD = re.compile(r"\b(?:ptsd|c-?ptsd|post[- ]traumatic|flashbacks?|traumati[sz]ed|trauma)\b", re.IGNORECASE)
 _SUICIDE = re.compile(
     r"\b(?:suicid\w*|kill (?:my|him|her)self|end (?:it all|my life)|want to die|self[- ]harm\w*|cutting myself|"
@@ -213,66 +214,84 @@ def build_tsid_weak(
     emotions: dict[str, tuple[list[str], list[tuple[str, ...]]]],
     seed: int,
     per_class: int = 1500,
+    mask_fraction: float = 0.3,
 ) -> HeadData:
-    """Weakly-labelled, leakage-free posts for T-SID's four classes (no T-SID training data exists here).
+    """Weakly-labelled, leakage-free, tweet-sized texts for T-SID's four classes (no T-SID training data).
 
-    suicide or self-harm: C-SSRS posts of users at Ideation/Behavior/Attempt that mention suicide/self-harm;
-    depression: DR posts labelled depressed that mention neither suicide nor trauma;
-    ptsd: posts of any guarded set that mention PTSD/trauma (mostly dreaddit's r/ptsd posts);
-    none: GoEmotions comments and DR/dreaddit posts labelled not depressed / not stressed.
-    Long posts are cut to their first 3 sentences: T-SID texts are tweets.
+    T-SID's tweets were collected by keyword (suicide, depression, PTSD), so each positive class is a
+    window of at most two sentences and 280 characters around its cue, cut from any guarded post that has
+    it (C-SSRS users' posts, DR, dreaddit, SAD, CAMS, raw IRF, MultiWD, GoEmotions):
+    suicide or self-harm: a suicide/self-harm cue (it wins over the others);
+    ptsd: a PTSD/trauma cue and no suicide cue;
+    depression: a depression cue and neither of the others;
+    none: GoEmotions comments and windows of posts labelled not depressed / not stressed, with no cue.
+    A `mask_fraction` of the cue windows is added again with the cue words masked, so the head also
+    learns the context of what people write, not only the keyword.
     """
     from mentalens.analyze.text import split_sentences
 
     rng = random.Random(seed)
-    pools: dict[str, list[str]] = {"none": [], "suicide or self-harm": [], "depression": [], "ptsd": []}
     users, rep = guard.filter(load_cssrs(data_dir), text=lambda r: r.posts, source="raw/cssrs")
     reports["raw/cssrs"] = rep
-    for u in users:
-        if u.labels["cssrs"] in ("Ideation", "Behavior", "Attempt"):
-            pools["suicide or self-harm"].extend(p for p in u.posts if _SUICIDE.search(p))
-    dr, dd = heads["DR"], heads["dreaddit"]
-    for text, lab in zip(dr.train.texts, dr.train.labels, strict=True):
-        if lab == "yes" and not _SUICIDE.search(text) and not _PTSD.search(text):
-            pools["depression"].append(text)
-        elif lab == "no":
-            pools["none"].append(text)
-    for text, lab in zip(dd.train.texts, dd.train.labels, strict=True):
-        if lab == "no" and not _PTSD.search(text):
-            pools["none"].append(text)
-    for h in (dd, heads["CAMS"], heads["SAD"]):
-        pools["ptsd"].extend(t for t in h.train.texts if _PTSD.search(t))
-    pools["ptsd"].extend(t for t, _ in zip(*emotions["train"], strict=True) if _PTSD.search(t))
-    goemo = [t for t, _ in zip(*emotions["train"], strict=True) if not _PTSD.search(t) and not _SUICIDE.search(t)]
-    rng.shuffle(goemo)
-    pools["none"].extend(goemo[:per_class])
+    sources: list[str] = [p for u in users for p in u.posts]
+    for h in heads.values():
+        sources += h.train.texts + h.val.texts + (h.extra_train.texts if h.extra_train else [])
+    goemo = list(emotions["train"][0])
+    sources += goemo
 
-    cue = {"ptsd": _PTSD, "suicide or self-harm": _SUICIDE}
-
-    def short(text: str, label: str) -> str:
-        """Up to 3 sentences: around the first cue for cue-labelled classes, else the first three."""
+    def window(text: str, cue: re.Pattern[str]) -> str | None:
         sents = split_sentences(text)
-        if not sents:
-            return text
-        at = 0
-        if label in cue:
-            at = next((i for i, s in enumerate(sents) if cue[label].search(s.text)), 0)
-            at = max(0, at - 1)
-        return " ".join(s.text for s in sents[at : at + 3])
+        at = next((i for i, x in enumerate(sents) if cue.search(x.text)), None)
+        if at is None:
+            return None
+        pick = " ".join(x.text for x in sents[max(0, at - 1) : at + 1])
+        if len(pick) > 280:  # keep the cue sentence, cut at a word boundary
+            pick = sents[at].text
+            if len(pick) > 280:
+                m = cue.search(pick)
+                lo = max(0, (m.start() if m else 0) - 140)
+                pick = pick[lo : lo + 280].split(" ", 1)[-1] if lo else pick[:280]
+                pick = pick.rsplit(" ", 1)[0]
+        return pick
+
+    pools: dict[str, list[str]] = {"none": [], "suicide or self-harm": [], "depression": [], "ptsd": []}
+    cues = (("suicide or self-harm", _SUICIDE), ("ptsd", _PTSD), ("depression", _DEPRESSION_CUE))
+    for text in dict.fromkeys(sources):
+        for label, cue in cues:  # in priority order: the first cue the text has decides its class
+            if cue.search(text):
+                w = window(text, cue)
+                if w:
+                    pools[label].append(w)
+                break
+    negatives = [t for key in ("DR", "dreaddit") for t, lab in zip(heads[key].train.texts, heads[key].train.labels,
+                 strict=True) if lab == "no"]  # fmt: skip
+    for text in negatives + goemo:
+        if any(c.search(text) for _, c in cues):
+            continue
+        sents = split_sentences(text)
+        pick = " ".join(x.text for x in sents[:2])[:280]
+        if pick:
+            pools["none"].append(pick)
 
     train, val = Split(), Split()
     for label in sorted(pools):
         items = _dedupe(pools[label], lambda t: t)
         rng.shuffle(items)
-        items = [short(t, label) for t in items[:per_class]]
+        items = items[:per_class]
         n_val = max(1, len(items) // 5)
         for t in items[:n_val]:
             val.add(t, label)
         for t in items[n_val:]:
             train.add(t, label)
+        if label != "none":  # masked copies of training windows only (validation stays as written)
+            cue = dict(cues)[label]
+            for t in items[n_val:][: int(mask_fraction * (len(items) - n_val))]:
+                train.add(cue.sub("[MASK]", t), label)
     task = get_task("T-SID")
     return HeadData("T-SID", "T-SID", None, task.labels, train, val,
-                    "weak labels on other leakage-free data (C-SSRS, DR, dreaddit, CAMS, GoEmotions)")  # fmt: skip
+                    "weak labels: cue-centred tweet-sized windows of other leakage-free data (C-SSRS, DR, "
+                    "dreaddit, SAD, CAMS, IRF, MultiWD, GoEmotions), 30% of cue windows also with the cue "
+                    "masked")  # fmt: skip
 
 
 __all__ = ["IRF_ASPECTS", "MULTIWD_ASPECTS", "HeadData", "Split", "TrainingData", "build_training_data"]

@@ -107,7 +107,7 @@ class FeatureCache:
             rows = []
             for c0 in range(0, len(shard_keys), chunk):
                 preps = [prepare(text_of[k], allow_empty=True) for k in shard_keys[c0 : c0 + chunk]]
-                encs = self.encoder.encode([p.encoder_text for p in preps], [p.encoder_spans for p in preps])
+                encs = self.encoder.encode_prepared(preps)
                 rows.extend(encoded_features(e, self.kind) for e in encs)
                 if progress is not None:
                     progress(min(done + s0 + c0 + chunk, len(texts)), len(texts))

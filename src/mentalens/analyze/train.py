@@ -39,10 +39,16 @@ class TrainConfig:
     seed: int = 13
     folds: int = 5
     features: str = "mean+max"
-    c_grid: tuple[float, ...] = (0.5, 2.0, 8.0)
+    c_grid: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
     irf_raw_weights: tuple[float, ...] = (0.0, 0.3, 1.0)
     emotion_c_grid: tuple[float, ...] = (1.0, 4.0, 16.0)
-    encoder: EncoderConfig = dataclasses.field(default_factory=EncoderConfig)
+    encoder: EncoderConfig = dataclasses.field(
+        default_factory=lambda: EncoderConfig(runtime="onnx", quantize=True, neutralize=True)
+    )
+    # counterfactual data augmentation (issue 10): copies of every training post with these attributes
+    # rewritten (mentalens.evaluate.bias.counterfactuals) join training with the post's label; in CV a copy
+    # is only ever in the fold of its source post. Gender and names need none: the encoder reads them neutral.
+    augment: tuple[str, ...] = ("dialect", "age")
     cache: str | None = None  # feature cache folder (default: the user cache dir)
 
 
@@ -109,8 +115,10 @@ def cross_val_proba(
     folds: int,
     seed: int,
     extra: tuple[np.ndarray, np.ndarray, float] | None = None,
+    aug: Augmented | None = None,
 ) -> np.ndarray:
-    """Out-of-fold probabilities (stratified folds); `extra` rows (X, y, weight) join every training fold."""
+    """Out-of-fold probabilities (stratified folds); `extra` rows (X, y, weight) join every training fold;
+    `aug` rows (counterfactual copies) join the training fold that holds their source post."""
     from sklearn.model_selection import StratifiedKFold
 
     counts = np.unique(y, return_counts=True)[1]
@@ -118,6 +126,11 @@ def cross_val_proba(
     oof = np.zeros((len(y), len(labels)), dtype=np.float64)
     for tr, te in StratifiedKFold(k, shuffle=True, random_state=seed).split(X, y):
         Xt, yt, sw = X[tr], y[tr], np.ones(len(tr))
+        if aug is not None and len(aug.src):
+            in_fold = np.isin(aug.src, tr)
+            Xt = np.vstack([Xt, aug.X[in_fold]])
+            yt = np.concatenate([yt, y[aug.src[in_fold]]])
+            sw = np.concatenate([sw, np.ones(int(in_fold.sum()))])
         if extra is not None and extra[2] > 0:
             Xt = np.vstack([Xt, extra[0]])
             yt = np.concatenate([yt, extra[1]])
@@ -128,6 +141,29 @@ def cross_val_proba(
 
 
 @dataclasses.dataclass
+class Augmented:
+    """Features of counterfactual copies and, for each, the row of the post it was made from."""
+
+    X: np.ndarray
+    src: np.ndarray
+
+
+def augment_texts(texts: Sequence[str], attributes: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """Counterfactual copies of texts for the given attributes, and the index of each copy's source."""
+    from mentalens.evaluate.bias.counterfactuals import counterfactuals
+
+    out, src = [], []
+    if not attributes:
+        return out, np.zeros(0, dtype=np.int64)
+    for i, t in enumerate(texts):
+        made, _ = counterfactuals(t, attributes)
+        for c in made:
+            out.append(c.text)
+            src.append(i)
+    return out, np.asarray(src, dtype=np.int64)
+
+
+@dataclasses.dataclass
 class FittedHead:
     spec: HeadSpec
     W: np.ndarray
@@ -135,7 +171,12 @@ class FittedHead:
 
 
 def train_head(
-    h: HeadData, X: np.ndarray, y: np.ndarray, cfg: TrainConfig, extra: tuple[np.ndarray, np.ndarray] | None = None
+    h: HeadData,
+    X: np.ndarray,
+    y: np.ndarray,
+    cfg: TrainConfig,
+    extra: tuple[np.ndarray, np.ndarray] | None = None,
+    aug: Augmented | None = None,
 ) -> FittedHead:
     """Choose C (and the extra source's weight) by CV, tune the threshold, fit on everything."""
     labels = list(h.labels)
@@ -146,7 +187,7 @@ def train_head(
     for w in weights:
         for C in cfg.c_grid:
             ex = (extra[0], extra[1], w) if extra is not None else None
-            oof = cross_val_proba(X, y, labels, C, cfg.folds, cfg.seed, ex)
+            oof = cross_val_proba(X, y, labels, C, cfg.folds, cfg.seed, ex, aug)
             if binary:
                 f, t = best_threshold(y, oof[:, 1], labels)
             else:
@@ -157,9 +198,13 @@ def train_head(
     assert best is not None
     f, C, w, t = best
     Xf, yf, sw = X, y, np.ones(len(y))
+    if aug is not None and len(aug.src):
+        Xf = np.vstack([Xf, aug.X])
+        yf = np.concatenate([yf, y[aug.src]])
+        sw = np.concatenate([sw, np.ones(len(aug.src))])
     if extra is not None and w > 0:
-        Xf = np.vstack([X, extra[0]])
-        yf = np.concatenate([y, extra[1]])
+        Xf = np.vstack([Xf, extra[0]])
+        yf = np.concatenate([yf, extra[1]])
         sw = np.concatenate([sw, np.full(len(extra[1]), w)])
     W, b = fit_linear(Xf, yf, labels, C, sw)
     if binary:
@@ -173,6 +218,8 @@ def train_head(
     }
     if binary:
         metrics["threshold"] = t
+    if aug is not None:
+        metrics["augmented"] = int(len(aug.src))
     if extra is not None:
         metrics["extra_weight"] = w
         metrics["extra_n"] = int(len(extra[1]))
@@ -319,6 +366,13 @@ def train_analyzer(
         cb = (lambda done, total: progress(name, done, total)) if progress else None
         return cache.features(texts, name, progress=cb)
 
+    def augmented(texts: list[str], name: str) -> Augmented | None:
+        if not cfg.augment:
+            return None
+        aug_texts, src = augment_texts(texts, cfg.augment)
+        X_aug = feats(aug_texts, name) if aug_texts else np.zeros((0, 1), dtype=np.float32)
+        return Augmented(X_aug, src)
+
     fitted: list[FittedHead] = []
     for key, h in td.heads.items():
         parts, ys = [], []
@@ -330,7 +384,7 @@ def train_analyzer(
         extra = None
         if h.extra_train is not None and len(h.extra_train):
             extra = (feats(h.extra_train.texts, f"{key}-extra"), np.asarray(h.extra_train.labels))
-        fh = train_head(h, X, y, cfg, extra)
+        fh = train_head(h, X, y, cfg, extra, augmented(h.train.texts + h.val.texts, f"{key}-augmented"))
         fitted.append(fh)
         m = fh.spec.metrics
         log(f"{key}: CV weighted F1 {m['cv_weighted_f1']:.2f} (n={m['n']}, C={m['C']:g}"
@@ -341,7 +395,7 @@ def train_analyzer(
         h = td.tsid_weak
         X = np.vstack([feats(h.train.texts, "tsid-train"), feats(h.val.texts, "tsid-val")])
         y = np.asarray(h.train.labels + h.val.labels)
-        fh = train_head(h, X, y, cfg)
+        fh = train_head(h, X, y, cfg, aug=augmented(h.train.texts + h.val.texts, "tsid-augmented"))
         fh.spec.metrics["note"] = "CV on weak labels, not on T-SID"
         fitted.append(fh)
         log(f"T-SID (weak labels): CV weighted F1 on the weak labels {fh.spec.metrics['cv_weighted_f1']:.2f}")
@@ -380,6 +434,8 @@ def train_analyzer(
             "seed": cfg.seed,
             "folds": cfg.folds,
             "c_grid": list(cfg.c_grid),
+            "augment": list(cfg.augment),
+            "command": "mentalens train analyzer --data DIR --output src/mentalens/resources/analyzer",
             "leakage": td.leakage_summary(),
             "counts": {k: h.counts() for k, h in td.heads.items()}
             | ({"T-SID": td.tsid_weak.counts()} if td.tsid_weak else {}),
