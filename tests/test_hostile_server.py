@@ -7,7 +7,8 @@
 - API keys: every route but /healthz refuses a missing or wrong key; one key cannot see another key's session.
 - Logs carry neither user text nor keys, even when the client puts them in the URL.
 - Requests waiting for a generation slot do not hold worker threads: /healthz answers while every slot is busy
-  and more requests wait than the thread pool has threads.
+  and more requests wait than the thread pool has threads; a crisis message refused for load (503) still
+  carries the crisis resources.
 
 The live-process versions (a separate server process, a fake OpenAI endpoint) are in tests/reliability/.
 """
@@ -236,6 +237,56 @@ def test_waiting_requests_hold_no_worker_thread_and_healthz_answers_while_all_sl
     assert busy["stats"]["generating"] == 1 and busy["stats"]["queued"] == 49
     assert codes == [200] * 50
     assert after["stats"]["turns"] == 50 and after["stats"]["generating"] == 0 and after["stats"]["queued"] == 0
+
+
+def test_a_crisis_message_refused_for_load_still_gets_the_crisis_resources():
+    """Found by bench/load.py: with every slot busy past the queue timeout, a message saying "I want to die
+    tonight" got a bare 503 "server busy". The refusal now carries the crisis resources (the web app shows the
+    error text); a calm message gets the plain busy text, and both are still 503s with Retry-After."""
+    from mentalens.server.live import LiveServer
+
+    gate = threading.Event()
+
+    class Gated(Backend):
+        name = "gated"
+
+        def answer(self, prompts, config=None):
+            return []
+
+        def stream(self, messages, config=None):
+            gate.wait(60)
+            yield "Thank you for waiting with me. "
+
+    config = ServerConfig(port=0, max_concurrency=1, queue_timeout_s=0.5, preload=False, web=False, locale="US")
+    crisis = "I can't do this anymore, I'm going to kill myself tonight."
+    with LiveServer(config, engine=_engine(Gated()), analyzer=object()) as srv, httpx.Client(timeout=60) as c:
+        holder = threading.Thread(target=chat_once, args=(c, srv.url, "hello, are you there?"),
+                                  kwargs={"stream": False}, daemon=True)
+        try:
+            holder.start()
+            for _ in range(100):  # until the one slot is taken (bounded: 10 s)
+                if c.get(srv.url + "/healthz").json()["stats"]["generating"] == 1:
+                    break
+                threading.Event().wait(0.1)
+            replies = {}
+            for name, text, stream in (("crisis", crisis, False), ("crisis_stream", crisis, True),
+                                       ("history", "yes", False), ("calm", "I had a nice walk today.", False)):
+                messages = [{"role": "user", "content": text}]
+                if name == "history":  # the risk is in the history, the last message is just "yes"
+                    messages = [{"role": "user", "content": crisis}, {"role": "assistant", "content": "I hear you."},
+                                *messages]
+                replies[name] = c.post(srv.url + "/v1/chat/completions", json={
+                    "model": "mentalens", "messages": messages, "stream": stream, "locale": "US"})
+        finally:
+            gate.set()
+            holder.join(30)
+    for name, r in replies.items():
+        assert r.status_code == 503 and r.headers["retry-after"] == "5", (name, r.text)
+        assert r.json()["error"]["type"] == "server_busy"
+    for name in ("crisis", "crisis_stream", "history"):
+        message = replies[name].json()["error"]["message"]
+        assert "988" in message and "busy" in message, (name, message)
+    assert "988" not in replies["calm"].json()["error"]["message"]
 
 
 @pytest.mark.parametrize("mode", ["drop", "garbage", "hang", "error500"])

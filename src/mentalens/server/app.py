@@ -136,7 +136,7 @@ def create_app(config: ServerConfig | None = None, engine: Any = None, analyzer:
         generation = _generation(body, config)
         permit = await state.acquire_async(session.id if stored else None)
         if permit is None:
-            raise APIError(503, "the server is busy with other replies: retry in a few seconds", "server_busy",
+            raise APIError(503, await run_in_threadpool(_busy_message, state, session, message), "server_busy",
                            headers={"Retry-After": "5"})
         engine = state.engine
         completion_id = "chatcmpl-" + secrets.token_hex(12)
@@ -294,6 +294,28 @@ def _checked_text(text: str, config: ServerConfig) -> str:
         raise APIError(422, f"the text is {len(text):,} characters long; the limit is {config.max_message_chars:,}",
                        "text_too_long", "text")
     return text
+
+
+BUSY = "the server is busy with other replies: retry in a few seconds"
+
+
+def _busy_message(state: AppState, session: Any, message: str) -> str:
+    """The 503 text when no generation slot frees up in time. A message that shows risk gets the crisis
+    resources first: under load the person gets no reply, but never a refusal without resources (the web app
+    shows this text). Found by bench/load.py: crisis messages were shed with a bare "server busy"."""
+    from mentalens import safety
+    from mentalens.counsel.engine import assessment_window
+
+    try:
+        locale = session.locale or state.engine.config.locale
+        conversation = [*session.messages, {"role": "user", "content": message}]
+        assessment = safety.assess(assessment_window(conversation), locale=locale)
+        if not assessment.requires_escalation:
+            return BUSY
+        return safety.escalation_text(assessment, locale).strip() + f"\n\n({BUSY}.)"
+    except Exception as exc:  # a 503 all the same; the failure is logged (type only: no user text)
+        errors.log.error("busy risk check failed: %s", type(exc).__name__)
+        return BUSY
 
 
 def _session_for(state: AppState, body: ChatCompletionRequest, who: str):
