@@ -46,6 +46,13 @@ run: install
 test: install
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
+# make reliability: load, backend faults, kill -9 with persistence, fine-tuning/evaluation killed and resumed,
+# hostile input, schemathesis over HTTP, a misbehaving model (see docs/reliability.md for times). Prints one
+# summary table; writes bench/results/reliability.json and bench/results/load.json. Not part of make test.
+# Shorter load: make reliability RELIABILITY_ARGS='--load-args "--turns 4"'
+reliability: install
+	$(PY) bench/reliability.py $(RELIABILITY_ARGS)
+
 lint: install
 	$(VENV)/bin/ruff check src tests bench
 
