@@ -7,8 +7,8 @@
 - API keys: every route but /healthz refuses a missing or wrong key; one key cannot see another key's session.
 - Logs carry neither user text nor keys, even when the client puts them in the URL.
 - Requests waiting for a generation slot do not hold worker threads: /healthz answers while every slot is busy
-  and more requests wait than the thread pool has threads; a crisis message refused for load (503) still
-  carries the crisis resources.
+  and more requests wait than the thread pool has threads; a released slot goes to the longest-waiting request;
+  a crisis message refused for load (503) still carries the crisis resources.
 
 The live-process versions (a separate server process, a fake OpenAI endpoint) are in tests/reliability/.
 """
@@ -237,6 +237,38 @@ def test_waiting_requests_hold_no_worker_thread_and_healthz_answers_while_all_sl
     assert busy["stats"]["generating"] == 1 and busy["stats"]["queued"] == 49
     assert codes == [200] * 50
     assert after["stats"]["turns"] == 50 and after["stats"]["generating"] == 0 and after["stats"]["queued"] == 0
+
+
+def test_a_released_slot_goes_to_the_longest_waiting_request_not_to_a_newcomer():
+    """First come, first served. Found by bench/load.py: with 50 sessions on 4 slots some turns waited past the
+    30 s queue timeout (503) while later ones were served, because a released slot went back to the semaphore
+    and whoever asked next (a newcomer, or a waiter polling) took it before the woken waiter ran."""
+    from mentalens.server.state import AppState
+
+    state = AppState(ServerConfig(max_concurrency=1, queue_timeout_s=30, preload=False, web=False),
+                     engine=object(), analyzer=object())
+    order: list[str] = []
+
+    async def take(name: str) -> None:
+        permit = await state.acquire_async()
+        assert permit is not None, name
+        order.append(name)
+        await asyncio.sleep(0)
+        permit.release()
+
+    async def run() -> None:
+        first = await state.acquire_async()
+        waiters = [asyncio.create_task(take(f"waiter{i}")) for i in range(3)]
+        while state.queued < 3:  # all three queued, in this order
+            await asyncio.sleep(0.01)
+        first.release()  # the slot is free now: who gets it?
+        newcomer = asyncio.create_task(take("newcomer"))
+        await asyncio.wait_for(asyncio.gather(*waiters, newcomer), 20)
+
+    asyncio.run(run())
+    assert order == ["waiter0", "waiter1", "waiter2", "newcomer"]
+    assert state.queued == 0 and state.generating == 0
+    assert state.acquire() is not None  # the slot went back to the semaphore at the end
 
 
 def test_a_crisis_message_refused_for_load_still_gets_the_crisis_resources():

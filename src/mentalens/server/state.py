@@ -19,7 +19,8 @@ from mentalens.server.store import TieredStore, open_store
 
 class Permit:
     """A slot of the generation semaphore (and the session's turn), released exactly once, also when a
-    stream is abandoned before it started."""
+    stream is abandoned before it started. `on_release`, when given, disposes of the slot itself (it may hand
+    it to a waiting request instead of releasing the semaphore)."""
 
     def __init__(self, sem: threading.BoundedSemaphore, on_release: Any = None):
         self._sem = sem
@@ -31,8 +32,9 @@ class Permit:
         with self._lock:
             if self._held:
                 self._held = False
-                self._sem.release()
-                if self._on_release is not None:
+                if self._on_release is None:
+                    self._sem.release()
+                else:
                     self._on_release()
 
     def __del__(self) -> None:
@@ -55,7 +57,7 @@ class AppState:
         # worker thread: 50 blocked waiters once took every thread of the pool, so the replies holding the
         # slots could not run and /healthz stopped answering until the waiters timed out with 503
         self._waiters: collections.deque[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = collections.deque()
-        self._waiters_lock = threading.Lock()
+        self._waiters_lock = threading.RLock()  # re-entrant: a Permit dropped by GC hands its slot on
         self.queued = 0
         self.generating = 0
         self._count_lock = threading.Lock()
@@ -115,7 +117,7 @@ class AppState:
                 self.generating -= 1
             if session_id is not None:
                 self._free(session_id)
-            self._wake_one()
+            self._hand_off()
 
         return Permit(self._sem, released)
 
@@ -132,51 +134,63 @@ class AppState:
     async def acquire_async(self, session_id: str | None = None) -> Permit | None:
         """A generation slot within queue_timeout_s, or None when the server is saturated.
 
-        Waits on the event loop without holding a worker thread; a released slot wakes one waiter (and every
-        waiter looks again at least once a second, so a wake-up lost to a cancelled waiter costs <= 1 s)."""
+        First come, first served: a request takes a free slot only when nobody is waiting, and a released
+        slot is handed straight to the longest-waiting request (the semaphore is not released in between, so
+        neither a newcomer nor another waiter can take it first). Before, any request could grab a released
+        slot: under load (bench/load.py, 50 sessions on 4 slots) some waited past the 30 s queue timeout and got
+        503 while later ones were served. Waiting happens on the event loop, never in a worker thread."""
         self._claim(session_id)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.queue_timeout_s
+        with self._waiters_lock:
+            if not self._waiters and self._sem.acquire(blocking=False):
+                return self._permit(session_id)
+            waiter = loop.create_future()
+            entry = (loop, waiter)
+            self._waiters.append(entry)
         self.queued += 1
         try:
             while True:
-                if self._sem.acquire(blocking=False):
-                    return self._permit(session_id)
                 remaining = deadline - loop.time()
-                if remaining <= 0:
+                if remaining > 0:
+                    await asyncio.wait({waiter}, timeout=min(remaining, 1.0))
+                with self._waiters_lock:
+                    handed = entry not in self._waiters  # a released slot was handed to this request
+                    if not handed and deadline - loop.time() <= 0:
+                        self._waiters.remove(entry)
+                if handed:
+                    return self._permit(session_id)
+                if deadline - loop.time() <= 0:
                     if session_id is not None:
                         self._free(session_id)
                     return None
-                waiter = loop.create_future()
-                entry = (loop, waiter)
-                with self._waiters_lock:
-                    self._waiters.append(entry)
-                try:
-                    await asyncio.wait_for(waiter, timeout=min(remaining, 1.0))
-                except TimeoutError:
-                    pass
-                finally:
-                    with self._waiters_lock, contextlib.suppress(ValueError):
-                        self._waiters.remove(entry)
-        except BaseException:  # cancelled (the client went away): the session is free again
+        except BaseException:  # cancelled (the client went away): the session is free again, the slot passed on
+            with self._waiters_lock:
+                handed = entry not in self._waiters
+                if not handed:
+                    self._waiters.remove(entry)
+            if handed:
+                self._hand_off()
             if session_id is not None:
                 self._free(session_id)
             raise
         finally:
             self.queued -= 1
 
-    def _wake_one(self) -> None:
-        """Called from any thread when a slot is released: wake the longest-waiting request."""
-        while True:
-            with self._waiters_lock:
-                if not self._waiters:
-                    return
+    def _hand_off(self) -> None:
+        """Called from any thread when a slot is given back: it goes to the longest-waiting request (woken on
+        its loop), or back to the semaphore when nobody waits."""
+        with self._waiters_lock:
+            while self._waiters:
                 loop, waiter = self._waiters.popleft()
-            if waiter.done() or loop.is_closed():
-                continue
-            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                loop.call_soon_threadsafe(_set_result, waiter)
+                if loop.is_closed():
+                    continue
+                try:
+                    loop.call_soon_threadsafe(_set_result, waiter)
+                except RuntimeError:  # the loop closed meanwhile
+                    continue
                 return
+            self._sem.release()
 
     def _free(self, session_id: str) -> None:
         with self._busy_lock:
