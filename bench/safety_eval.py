@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 os.environ.setdefault("MENTALENS_DATA", str(REPO.parent / "shared" / "data"))
 
-from mentalens.safety import RiskLevel, assess  # noqa: E402
+from mentalens.safety import RiskLevel, assess, semantic  # noqa: E402
 from mentalens.safety.classifier import cssrs_split, get_classifier  # noqa: E402
 
 LEVELS = [lvl.value for lvl in RiskLevel]
@@ -45,8 +45,9 @@ RANK = {v: i for i, v in enumerate(LEVELS)}
 CORE_FLAGS = ("harm_to_others", "abuse", "medical_emergency", "others_at_risk")
 CSSRS_MAP = {"Supportive": "none", "Indicator": "low", "Ideation": "moderate", "Behavior": "high", "Attempt": "high"}
 DATA = REPO / "bench" / "data" / "safety_eval.jsonl"
-BENIGN = ("benign_lookalike", "challenge_benign", "c2_benign")
-SPLITS = ("test", "challenge", "challenge2", "dev", "all")
+BENIGN = ("benign_lookalike", "challenge_benign", "c2_benign", "c3_benign")
+SPLITS = ("test", "challenge", "challenge2", "challenge3", "dev", "all")
+KINDS = ("system", "rules_classifier", "rules_only")  # system = rules + classifier + semantic layer
 OUT = REPO / "bench" / "results"
 
 
@@ -151,12 +152,18 @@ def html_report(result: dict) -> str:
     parts = ["<html><head><meta charset='utf-8'><title>mentalens safety evaluation</title></head><body>",
              "<h1>mentalens safety evaluation</h1>",
              "<p>Rows: gold level; columns: predicted. Green: exact; red: under-triage; yellow: over-triage.</p>"]
-    for split in ("test", "challenge", "challenge2", "dev"):
+    keys = ("recall_high_imminent", "recall_moderate_plus", "benign_false_alarm_rate", "exact_level_accuracy")
+    parts.append("<h2>Side by side (system = rules + classifier + semantic layer)</h2><table border=1 cellpadding=4>"
+                 "<tr><th>split</th><th>system</th>" + "".join(f"<th>{k}</th>" for k in keys) + "</tr>")
+    for split in ("dev", "test", "challenge", "challenge2", "challenge3"):
+        for kind in KINDS:
+            m = result["labelled"][split][kind]
+            parts.append(f"<tr><td>{split}</td><td>{kind}</td>" + "".join(f"<td>{m[k]}</td>" for k in keys) + "</tr>")
+    parts.append("</table>")
+    for split in ("test", "challenge", "challenge2", "challenge3", "dev"):
         m = result["labelled"][split]["system"]
         parts.append(f"<h2>Labelled set, {split} split (n={m['n']})</h2>")
-        parts.append("<ul>" + "".join(f"<li>{k}: {m[k]}</li>" for k in (
-            "recall_high_imminent", "recall_moderate_plus", "benign_false_alarm_rate", "exact_level_accuracy"))
-                     + "</ul>")
+        parts.append("<ul>" + "".join(f"<li>{k}: {m[k]}</li>" for k in keys) + "</ul>")
         parts.append(table(m["confusion"], "gold"))
     for key in ("cssrs_heldout_system", "cssrs_all_rules"):
         m = result[key]
@@ -169,23 +176,36 @@ def html_report(result: dict) -> str:
 def main() -> None:
     rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
     clf = get_classifier()
-    result: dict = {"labelled": {}, "classifier_present": clf is not None}
-    t_rules, t_sys = [], []
-    preds_sys, preds_rules = {}, {}
+    bank = semantic.get_bank()
+    result: dict = {"labelled": {}, "classifier_present": clf is not None,
+                    "semantic_bank": {"prototypes": len(bank.ids), "threshold": bank.threshold,
+                                      "margin": bank.margin, "tuned_on": bank.meta.get("tuned_on"),
+                                      "dropped_near_duplicates_of_held_out":
+                                          len(bank.meta.get("dropped_near_duplicates_of_held_out", []))}}
+    times: dict[str, list[float]] = {k: [] for k in KINDS}
+    preds: dict[str, dict[str, object]] = {k: {} for k in KINDS}
+    opts = {"system": {"semantic": True}, "rules_classifier": {"semantic": False},
+            "rules_only": {"use_classifier": False, "semantic": False}}
+    semantic.get_bank()
+    assess("warm up the encoder", semantic=True)
     for r in rows:
-        t0 = time.perf_counter()
-        preds_rules[r["id"]] = assess(r["messages"], use_classifier=False)
-        t1 = time.perf_counter()
-        preds_sys[r["id"]] = assess(r["messages"])
-        t2 = time.perf_counter()
-        t_rules.append(t1 - t0)
-        t_sys.append(t2 - t1)
+        for kind in KINDS:
+            t0 = time.perf_counter()
+            preds[kind][r["id"]] = assess(r["messages"], **opts[kind])
+            times[kind].append(time.perf_counter() - t0)
     for split in SPLITS:
         rs = [r for r in rows if split == "all" or r["split"] == split]
-        result["labelled"][split] = {"system": labelled_metrics(rs, preds_sys),
-                                     "rules_only": labelled_metrics(rs, preds_rules)}
-    result["latency_ms_per_item"] = {"rules_only_median": round(statistics.median(t_rules) * 1000, 3),
-                                     "with_classifier_median": round(statistics.median(t_sys) * 1000, 3)}
+        result["labelled"][split] = {kind: labelled_metrics(rs, preds[kind]) for kind in KINDS}
+    result["latency_ms_per_item"] = {
+        "rules_only_median": round(statistics.median(times["rules_only"]) * 1000, 3),
+        "with_classifier_median": round(statistics.median(times["rules_classifier"]) * 1000, 3),
+        "with_classifier_and_semantic_median": round(statistics.median(times["system"]) * 1000, 3),
+        "with_classifier_and_semantic_p95": round(sorted(times["system"])[int(0.95 * len(rows))] * 1000, 3),
+        "note": "2 shared CPU cores under load from other jobs; the encoder's first load is not included",
+    }
+    raised = [r["id"] for r in rows if preds["system"][r["id"]].level > preds["rules_classifier"][r["id"]].level]
+    result["semantic_raised_items"] = {sp: sum(1 for r in rows if r["id"] in set(raised) and r["split"] == sp)
+                                       for sp in SPLITS[:-1]}
 
     from mentalens.data import load_cssrs
 
@@ -197,7 +217,7 @@ def main() -> None:
     t_cssrs = time.perf_counter() - t0
     held = [u for u in users if cssrs_split(u.id) == "test"]
     for u in held:
-        c_sys[u.id] = assess(list(u.posts))
+        c_sys[u.id] = assess(list(u.posts), semantic=True)
     result["cssrs_all_rules"] = cssrs_metrics(users, c_rules)
     result["cssrs_heldout_rules"] = cssrs_metrics(held, c_rules)
     result["cssrs_heldout_system"] = cssrs_metrics(held, c_sys)
@@ -223,18 +243,39 @@ def main() -> None:
                           "benign_false_alarm_rate": 0.2},
             "challenge2": {"recall_high_imminent": 0.438, "recall_moderate_plus": 0.56,
                            "benign_false_alarm_rate": 0.04},
+            "challenge3": {"recall_high_imminent": 0.2326, "recall_moderate_plus": 0.3231, "recall_any_risk": 0.325,
+                           "benign_false_alarm_rate": 0.05, "exact_level_accuracy": 0.5903, "n": 144,
+                           "benign_lookalikes": 60,
+                           "system": "rules + char n-gram classifier at commit dea0c41 (identical to rules only on "
+                                     "this split)"},
         },
+        # recorded, not re-measured: the semantic layer's FIRST run on the held-out splits, with its first bank
+        # (threshold 0.70, margin 0, dev-only tuning that allowed no dev false alarm). The shipped bank differs
+        # in one dev-side choice made AFTER seeing these figures: up to 1 of the 43 dev "none" items may be
+        # raised by the layer alone (threshold then chosen on dev: 0.63). Held-out figures of the shipped bank
+        # are therefore second looks at these splits, not first runs.
+        "semantic_first_run": {
+            "test": {"recall_high_imminent": 1.0, "recall_moderate_plus": 1.0, "benign_false_alarm_rate": 0.029},
+            "challenge": {"recall_high_imminent": 0.917, "recall_moderate_plus": 0.943,
+                          "benign_false_alarm_rate": 0.0},
+            "challenge2": {"recall_high_imminent": 0.938, "recall_moderate_plus": 0.96,
+                           "benign_false_alarm_rate": 0.0},
+            "challenge3": {"recall_high_imminent": 0.349, "recall_moderate_plus": 0.431,
+                           "benign_false_alarm_rate": 0.05},
+            "system": "rules + classifier + semantic layer, bank threshold 0.70 margin 0.0 (not committed)",
+        },
+        "semantic_bank": result["semantic_bank"],
     }
 
     print("mentalens safety evaluation")
     print(f"labelled set: {len(rows)} items ({sum(r['split'] == 'test' for r in rows)} test, "
           f"{sum(r['split'] == 'dev' for r in rows)} dev); classifier: {'on' if clf else 'absent'}")
-    print(f"\n{'split':6s} {'system':12s} {'rec high+':>9s} {'rec mod+':>9s} {'benign FA':>9s} {'exact':>7s} "
+    print(f"\n{'split':10s} {'system':16s} {'rec high+':>9s} {'rec mod+':>9s} {'benign FA':>9s} {'exact':>7s} "
           f"{'under':>7s} {'over':>7s}")
     for split in SPLITS:
-        for kind in ("system", "rules_only"):
+        for kind in KINDS:
             m = result["labelled"][split][kind]
-            print(f"{split:6s} {kind:12s} {m['recall_high_imminent']:>9.3f} {m['recall_moderate_plus']:>9.3f} "
+            print(f"{split:10s} {kind:16s} {m['recall_high_imminent']:>9.3f} {m['recall_moderate_plus']:>9.3f} "
                   f"{m['benign_false_alarm_rate']:>9.3f} {m['exact_level_accuracy']:>7.3f} {m['under_triage']:>7.3f} "
                   f"{m['over_triage']:>7.3f}")
     print_confusion("confusion, labelled TEST split (system)", test["confusion"])
@@ -250,7 +291,10 @@ def main() -> None:
                  if "classifier_auc_non_supportive" in m else ""))
         print_confusion(f"  confusion by C-SSRS label ({key})", m["confusion_by_cssrs_label"], "C-SSRS")
     print(f"\nlatency per labelled item (median): rules {result['latency_ms_per_item']['rules_only_median']} ms, "
-          f"with classifier {result['latency_ms_per_item']['with_classifier_median']} ms")
+          f"with classifier {result['latency_ms_per_item']['with_classifier_median']} ms, with classifier and "
+          f"semantic layer {result['latency_ms_per_item']['with_classifier_and_semantic_median']} ms "
+          f"(p95 {result['latency_ms_per_item']['with_classifier_and_semantic_p95']} ms)")
+    print("semantic layer raised (items per split):", result["semantic_raised_items"])
 
     OUT.mkdir(parents=True, exist_ok=True)
     tmp = OUT / "safety_eval.json.tmp"

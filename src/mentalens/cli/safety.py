@@ -200,3 +200,44 @@ def train_risk(
     else:
         console.print(f"risk classifier written to {path} ({path.stat().st_size / 1024:.0f} KB, "
                       f"{report['features']} features, thresholds {report['thresholds']})")
+
+
+@train_app.command("risk-semantic")
+def train_risk_semantic(
+    eval_set: Path = typer.Option(None, "--eval-set", help="The labelled safety set (default: "
+                                  "bench/data/safety_eval.jsonl of the source tree); only its dev split tunes."),
+    data: Path = typer.Option(None, "--data", help="The mentalens data folder for GoEmotions dev comments "
+                              "(default $MENTALENS_DATA)."),
+    out: Path = typer.Option(None, "--out", help="Where to write the bank (default: the packaged one)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the build report as JSON."),
+) -> None:
+    """Build the semantic risk layer's prototype bank (drops prototypes near held-out sentences, tunes on dev)."""
+    import time
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from mentalens.errors import DataError
+    from mentalens.safety import semantic
+
+    if eval_set is None:
+        eval_set = Path(__file__).resolve().parents[3] / "bench" / "data" / "safety_eval.jsonl"
+    if not eval_set.is_file():
+        raise DataError(f"{eval_set}: labelled safety set not found: pass --eval-set bench/data/safety_eval.jsonl "
+                        "from a mentalens source checkout")
+    target = out or semantic.default_path()
+    t0 = time.time()
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                  transient=True) as progress:
+        task = progress.add_task("semantic risk bank", total=None)
+        bank, report = semantic.build_bank(eval_set, data,
+                                           progress=lambda msg: progress.update(task, description=msg))
+    path = bank.save(target)
+    semantic.reset()
+    report = {**report, "artefact": str(path), "bytes": path.stat().st_size, "seconds": round(time.time() - t0, 1)}
+    if as_json:
+        print_json(report)
+    else:
+        console.print(f"semantic risk bank written to {path} ({path.stat().st_size / 1024:.0f} KB): "
+                      f"{report['kept']}/{report['prototypes']} prototypes kept "
+                      f"({len(report['dropped_near_duplicates_of_held_out'])} dropped as near-duplicates of held-out "
+                      f"sentences), threshold {report['threshold']}, margin {report['margin']} (chosen on dev)")

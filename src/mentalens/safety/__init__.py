@@ -15,6 +15,7 @@ from mentalens.safety.guard import GuardResult, OutputGuard, guard_reply
 from mentalens.safety.helplines import Locale, countries, emergency_number, parse_locale, resources_for
 from mentalens.safety.notices import AI_DISCLOSURE, NOT_A_DIAGNOSIS, notices
 from mentalens.safety.redact import redact
+from mentalens.safety.semantic import status as semantic_status
 from mentalens.safety.types import Cue, Resource, RiskAssessment, RiskLevel
 
 __all__ = [
@@ -39,4 +40,5 @@ __all__ = [
     "parse_locale",
     "redact",
     "resources_for",
+    "semantic_status",
 ]

@@ -98,11 +98,14 @@ def assess(
     locale: str | None = None,
     *,
     use_classifier: bool | None = None,
+    semantic: bool | None = None,
 ) -> RiskAssessment:
     """Assess a message or a conversation (str, list of str, or chat messages) for suicide/self-harm risk.
 
     locale ("US", "en-GB", "es_MX", ...; default $MENTALENS_LOCALE) picks the helplines; unknown locales get
     the global fallback. use_classifier: None = use the shipped classifier when present.
+    semantic: None = the sentence-prototype layer (mentalens.safety.semantic) when its bank is shipped and
+    $MENTALENS_SEMANTIC_RISK is not 0; it can only raise the level, and if it cannot load the rules decide alone.
     """
     msgs = _messages(text_or_messages)
     lex = load_lexicon()
@@ -145,12 +148,24 @@ def assess(
             elif rule_level < RiskLevel.MODERATE and probability >= clf.threshold_review:
                 review = True
 
+    semantic_level: RiskLevel | None = None
+    if semantic is not False and user_texts and any(t.strip() for t in user_texts):
+        from mentalens.safety import semantic as sem
+
+        if semantic or (sem.enabled_by_default() and sem.bank_path().is_file()):
+            found = sem.semantic_cues(user_texts, level, [c for c in cues if c.weight == 0])
+            if found is not None:
+                semantic_level, sem_cues = found
+                cues.extend(sem_cues)
+                if semantic_level > level:  # raises only: the rules' (and classifier's) level is a floor
+                    level = semantic_level
+
     loc = parse_locale(locale)
     language = detect_language(user_texts) or loc.language or "en"
     assessment = RiskAssessment(
         level=level, flags=flags, cues=cues, classifier_probability=probability, locale=locale or loc.raw,
         language=language if language in ("en", "es") else "en", rule_level=rule_level, review=review,
-        message_count=len(user_texts),
+        message_count=len(user_texts), semantic_level=semantic_level,
     )
     if assessment.requires_escalation:
         topics = ("abuse",) if flags["abuse"] else None

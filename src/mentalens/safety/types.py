@@ -149,6 +149,7 @@ class RiskAssessment:
     rule_level: RiskLevel = RiskLevel.NONE  # the level from the rules alone (the classifier can only raise it)
     review: bool = False  # the classifier saw risk the rules did not: worth a human look
     message_count: int = 1
+    semantic_level: RiskLevel | None = None  # what the semantic layer asked for (None: not run or unavailable)
 
     @property
     def requires_escalation(self) -> bool:
@@ -174,4 +175,5 @@ class RiskAssessment:
             "locale": self.locale,
             "language": self.language,
             "message_count": self.message_count,
+            "semantic_level": None if self.semantic_level is None else self.semantic_level.value,
         }

