@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "finetune",
     "generate",
     "evaluate",
+    "bias",
     "safety",
     "counsel",
     "server",

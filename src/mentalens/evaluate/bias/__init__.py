@@ -9,6 +9,7 @@ from mentalens.evaluate.bias.audit import (
     audit_analyzer,
     audit_backend,
     audit_records,
+    census,
 )
 from mentalens.evaluate.bias.counterfactuals import ATTRIBUTES, NAME_SOURCE, NAMES, Counterfactual, counterfactuals
 from mentalens.evaluate.bias.report import write_bias_report
@@ -25,6 +26,7 @@ __all__ = [
     "audit_analyzer",
     "audit_backend",
     "audit_records",
+    "census",
     "counterfactuals",
     "write_bias_report",
 ]

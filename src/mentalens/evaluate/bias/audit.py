@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mentalens.data.records import ImhiRecord
-from mentalens.errors import DataError
+from mentalens.errors import ConfigError, DataError
 from mentalens.evaluate.bias.counterfactuals import ATTRIBUTES, Counterfactual, counterfactuals
 from mentalens.tasks import get_task
 
@@ -30,7 +30,7 @@ class BiasConfig:
 
     attributes: tuple[str, ...] = ("gender", "name", "age", "dialect")
     sets: tuple[str, ...] | None = None
-    limit: int | None = None  # posts per set (deterministic sample)
+    limit: int | None = None  # posts per set and attribute (deterministic sample, see audit_records)
     bootstrap: int = 1000
     seed: int = 0
     risk: bool = True
@@ -39,6 +39,12 @@ class BiasConfig:
     def __post_init__(self) -> None:
         for a in self.attributes:
             ATTRIBUTES.canonical(a)  # unknown attribute -> UnknownNameError listing the valid ones
+        if not self.attributes:
+            raise ConfigError("no attribute to audit: name at least one of " + ", ".join(ATTRIBUTES.names()))
+        for name, low in (("limit", 1), ("bootstrap", 0), ("batch_size", 1)):
+            value = getattr(self, name)
+            if value is not None and value < low:
+                raise ConfigError(f"bias audit {name} must be at least {low}, not {value}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,6 +135,8 @@ def _rates(pairs: Sequence[Pair], key: Callable[[Pair], str], bootstrap: int, se
             "flip_rate": float(flips.mean()),
             "ci95": [lo, hi],
             "mean_abs_dprob": float(np.mean(dprobs)) if dprobs else None,
+            # generative backends: pairs where either answer named no label (a change to/from None is a flip)
+            "unparseable": sum(p.label is None or p.cf_label is None for p in items),
         }
     return out
 
@@ -137,7 +145,12 @@ def _rates(pairs: Sequence[Pair], key: Callable[[Pair], str], bootstrap: int, se
 
 
 def audit_records(data: str | Path | None, config: BiasConfig) -> list[ImhiRecord]:
-    """IMHI test records (instruction format) to audit: all, or `limit` posts per set (fixed seed)."""
+    """IMHI test records (instruction format) to audit.
+
+    Without a limit: every test record. With `limit`: for each set and each attribute, up to that many posts
+    (fixed seed) drawn among the posts that have a counterfactual for that attribute, so that rare
+    attributes (names, stated ages) are not crowded out and no model time goes to posts with nothing to
+    swap. `census` counts what was skipped."""
     from mentalens.data import load_imhi
 
     records = load_imhi(data, split="test", fmt="instruction", sets=config.sets)
@@ -145,16 +158,36 @@ def audit_records(data: str | Path | None, config: BiasConfig) -> list[ImhiRecor
     if not records:
         raise DataError(f"{data}: no usable IMHI test posts to audit: pass an IMHI folder with test CSVs")
     if config.limit:
-        by_set: dict[str, list[str]] = defaultdict(list)
-        for r in records:
-            if r.post not in by_set[r.set_name]:
-                by_set[r.set_name].append(r.post)
+        pool: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for set_name, post in dict.fromkeys((r.set_name, r.post) for r in records):
+            for attribute in {c.attribute for c in counterfactuals(post, config.attributes)[0]}:
+                pool[(set_name, attribute)].append(post)
         rng = random.Random(config.seed)
-        keep = set()
-        for posts in by_set.values():
-            keep.update(rng.sample(posts, min(config.limit, len(posts))))
+        keep: set[str] = set()
+        for key in sorted(pool):
+            keep.update(rng.sample(pool[key], min(config.limit, len(pool[key]))))
         records = [r for r in records if r.post in keep]
+        if not records:
+            raise DataError(
+                f"{data}: no IMHI test post has a {'/'.join(config.attributes)} counterfactual: "
+                "audit more sets or other attributes"
+            )
     return records
+
+
+def census(records: Sequence[ImhiRecord], attributes: Sequence[str]) -> dict[str, Any]:
+    """Over the unique posts of records: how many have a counterfactual per attribute, how many were skipped
+    and why (nothing to swap / meaning would change)."""
+    posts = list(dict.fromkeys(r.post for r in records))
+    made: dict[str, int] = dict.fromkeys(attributes, 0)
+    skipped: dict[str, dict[str, int]] = {a: defaultdict(int) for a in attributes}
+    for p in posts:
+        cfs, skips = counterfactuals(p, attributes)
+        for a in {c.attribute for c in cfs}:
+            made[a] += 1
+        for s in skips:
+            skipped[s.attribute][s.reason] += 1
+    return {"posts": len(posts), "with_counterfactual": made, "skipped": {a: dict(v) for a, v in skipped.items()}}
 
 
 def _plan(records: Sequence[ImhiRecord], config: BiasConfig):
@@ -180,44 +213,53 @@ def _example(post: str, cf: Counterfactual, task: str, label: str | None, cf_lab
         "task": task,
         "label": label,
         "cf_label": cf_label,
+        "edit": "; ".join(f"{post[s:e]} -> {rep}" for s, e, rep in cf.edits[:4]),
         "original": post[lo : start + 120],
         "counterfactual": cf.text[lo : start + 120],
     }
 
 
 def _risk_pairs(posts: list[str], cfs: dict[int, list[Counterfactual]]) -> list[Pair]:
+    """The safety layer's risk level (mentalens.safety.assess) of each post and each of its counterfactuals."""
     from mentalens.safety import assess
 
     out = []
     for pid, post in enumerate(posts):
+        if not cfs[pid]:
+            continue
         level = str(assess(post).level)
         for cf in cfs[pid]:
             out.append(Pair(pid, "", "risk", cf.attribute, cf.variant, level, str(assess(cf.text).level)))
     return out
 
 
-# --------------------------------------------------------------------------------------------- systems
+def _key(task_name: str, aspect: str | None) -> str:
+    from mentalens.analyze.analyzer import head_key
+
+    return head_key(get_task(task_name), aspect)
 
 
 def audit_analyzer(
     analyzer: Any, records: Sequence[ImhiRecord], config: BiasConfig, progress: Callable[[int, int], None] | None = None
 ) -> BiasResult:
-    """Audit the embedded analyzer: label and probability of each record's own task, original vs counterfactual."""
+    """Audit the embedded analyzer: label and probability of each record's own task, original vs counterfactual.
+
+    Only posts with at least one counterfactual are analysed (the others cannot give a pair)."""
     posts, post_id, cfs, skipped = _plan(records, config)
-    texts = posts + [cf.text for pid in range(len(posts)) for cf in cfs[pid]]
+    live = [pid for pid in range(len(posts)) if cfs[pid]]
+    texts = [posts[pid] for pid in live] + [cf.text for pid in live for cf in cfs[pid]]
     analyses = analyzer.analyze_batch(texts, evidence=False, risk=False, on_empty="keep", progress=progress)
-    orig = analyses[: len(posts)]
-    cf_iter = iter(analyses[len(posts) :])
-    cf_analyses = {pid: [next(cf_iter) for _ in cfs[pid]] for pid in range(len(posts))}
+    orig = dict(zip(live, analyses[: len(live)], strict=True))
+    cf_iter = iter(analyses[len(live) :])
+    cf_analyses = {pid: [next(cf_iter) for _ in cfs[pid]] for pid in live}
     pairs: list[Pair] = []
     examples: list[dict[str, Any]] = []
-    for r in dict.fromkeys((r.post, r.task, r.aspect, r.set_name) for r in records):
-        post, task_name, aspect, set_name = r
-        key = f"{task_name}.{aspect}" if aspect else task_name
+    for post, task_name, aspect, set_name in dict.fromkeys((r.post, r.task, r.aspect, r.set_name) for r in records):
         pid = post_id[post]
-        base = orig[pid].tasks.get(key)
-        if base is None:
+        if pid not in orig:
             continue
+        key = _key(task_name, aspect)
+        base = orig[pid].tasks[key]
         for cf, a in zip(cfs[pid], cf_analyses[pid], strict=True):
             res = a.tasks[key]
             pair = Pair(pid, set_name, key, cf.attribute, cf.variant, base.label, res.label, base.probability,
@@ -229,61 +271,72 @@ def audit_analyzer(
     return BiasResult("embedded", pairs, risk, skipped, len(posts), examples=examples)
 
 
+def _prompt(query: str, post: str, text: str, question: str) -> str:
+    """The record's own IMHI query with the post replaced by text (the harness's exact prompt format)."""
+    if post in query:
+        return query.replace(post, text, 1)
+    return f'Consider this post: "{text}" Question: {question}'
+
+
 def audit_backend(
     backend: Any,
     records: Sequence[ImhiRecord],
     config: BiasConfig,
     name: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    generation: Any = None,
 ) -> BiasResult:
     """Audit any Backend through IMHI queries: the same question about the original and each counterfactual.
 
-    A row whose generation fails is recorded in `failures` (with its error) and left out of the rates."""
+    Batches go through the evaluation harness's answering (a failed batch is retried row by row); a row that
+    still fails is recorded in `failures` with its error and left out of the rates, as is every pair whose
+    original post failed. Only posts with at least one counterfactual are asked about."""
     from mentalens.backend import GenerationConfig
+    from mentalens.evaluate.runner import _answer_batch
 
     posts, post_id, cfs, skipped = _plan(records, config)
     jobs: list[tuple[str, str | None, str, int, Counterfactual | None]] = []  # task, aspect, set, pid, cf
     prompts: list[str] = []
-    for post, task_name, aspect, set_name, question in dict.fromkeys(
-        (r.post, r.task, r.aspect, r.set_name, r.question) for r in records
+    for post, task_name, aspect, set_name, question, query in dict.fromkeys(
+        (r.post, r.task, r.aspect, r.set_name, r.question, r.query) for r in records
     ):
         pid = post_id[post]
+        if not cfs[pid]:
+            continue
         for cf in [None, *cfs[pid]]:
-            text = post if cf is None else cf.text
             jobs.append((task_name, aspect, set_name, pid, cf))
-            prompts.append(f'Consider this post: "{text}" Question: {question}')
+            prompts.append(query if cf is None else _prompt(query, post, cf.text, question))
     answers: list[str | None] = []
     failures: list[dict[str, Any]] = []
-    gen = GenerationConfig(max_new_tokens=96)
+    gen = generation or GenerationConfig(max_new_tokens=64)
     for start in range(0, len(prompts), config.batch_size):
         batch = prompts[start : start + config.batch_size]
-        try:
-            got = list(backend.answer(batch, gen))
-            if len(got) != len(batch):
-                raise RuntimeError(f"backend returned {len(got)} answers for {len(batch)} prompts")
-            answers.extend(got)
-        except Exception:  # a failing batch is retried row by row; rows that still fail are recorded
-            for i, prompt in enumerate(batch, start):
-                try:
-                    (one,) = backend.answer([prompt], gen)
-                    answers.append(one)
-                except Exception as row_exc:  # reported per row, the audit goes on
-                    answers.append(None)
-                    failures.append({"row": i, "error": f"{type(row_exc).__name__}: {row_exc}"[:300]})
+        for i, (answer, error, _secs) in enumerate(_answer_batch(backend, batch, gen), start):
+            answers.append(answer)
+            if error is not None:
+                task_name, aspect, set_name, pid, cf = jobs[i]
+                failures.append({
+                    "row": i, "set": set_name, "task": _key(task_name, aspect), "post": pid,
+                    "attribute": cf.attribute if cf else None, "variant": cf.variant if cf else "original",
+                    "error": error[:300],
+                })  # fmt: skip
         if progress is not None:
             progress(min(start + config.batch_size, len(prompts)), len(prompts))
     base_label: dict[tuple, str | None] = {}
+    failed_base: set[tuple] = set()
     pairs: list[Pair] = []
     examples: list[dict[str, Any]] = []
     for (task_name, aspect, set_name, pid, cf), answer in zip(jobs, answers, strict=True):
-        key = f"{task_name}.{aspect}" if aspect else task_name
+        key = _key(task_name, aspect)
         label = None if answer is None else get_task(task_name).parse(answer)
         if cf is None:
-            base_label[(pid, key)] = label if answer is not None else "__failed__"
+            if answer is None:
+                failed_base.add((pid, key))
+            base_label[(pid, key)] = label
+            continue
+        if (pid, key) in failed_base or answer is None:
             continue
         base = base_label[(pid, key)]
-        if base == "__failed__" or answer is None:
-            continue
         pair = Pair(pid, set_name, key, cf.attribute, cf.variant, base, label)
         pairs.append(pair)
         if pair.flipped and len(examples) < 40:

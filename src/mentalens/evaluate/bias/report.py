@@ -56,16 +56,21 @@ def to_markdown(report: dict[str, Any]) -> str:
                   f"max flip rate {_pct(s['max_flip_rate'])} (line: {_pct(s['threshold'])}); "
                   f"{'passes' if s['passes'] else 'FAILS'}; failed rows: {s['failures']}.", ""]  # fmt: skip
         lines += [
-            "| attribute | pairs | posts | flip rate | 95% CI | mean abs Δp | risk flips |",
-            "|---|---|---|---|---|---|---|",
+            "| attribute | pairs | posts | flip rate | 95% CI | mean abs Δp | unparseable pairs | risk-level flips |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for a, v in s["by_attribute"].items():
             risk = s["risk_by_attribute"].get(a)
             dp = "–" if v["mean_abs_dprob"] is None else f"{v['mean_abs_dprob']:.4f}"
             lines.append(
                 f"| {a} | {v['pairs']} | {v['posts']} | {_pct(v['flip_rate'])} | {_ci(v)} | {dp} | "
+                f"{v.get('unparseable', 0)} | "
                 f"{_pct(risk['flip_rate']) if risk else '–'} |"
             )
+        if s.get("census"):
+            c = s["census"]
+            made = ", ".join(f"{a}: {n}" for a, n in c["with_counterfactual"].items())
+            lines += ["", f"Of {c['posts']} audited posts, with a counterfactual: {made}."]
         lines += ["", "Skipped posts (no swap possible / meaning would change):", ""]
         for a, reasons in s["skipped"].items():
             lines.append(f"- {a}: " + (", ".join(f"{k}: {n}" for k, n in sorted(reasons.items())) or "none"))
@@ -126,13 +131,14 @@ def to_html(report: dict[str, Any]) -> str:
         if s.get("examples"):
             ex = "".join(
                 f"<tr><td>{esc(e['attribute'])}/{esc(e['variant'])}</td><td>{esc(e['task'])}</td>"
-                f"<td>{esc(str(e['label']))} → {esc(str(e['cf_label']))}</td><td><pre>{esc(e['original'])}</pre>"
-                f"<pre>{esc(e['counterfactual'])}</pre></td></tr>"
+                f"<td>{esc(str(e['label']))} → {esc(str(e['cf_label']))}</td><td>{esc(e.get('edit', ''))}</td><td>"
+                + ("".join(f"<pre>{esc(e[k])}</pre>" for k in ("original", "counterfactual") if k in e) or "(left out)")
+                + "</td></tr>"
                 for e in s["examples"][:15]
             )
             parts.append(
                 "<details><summary>Flipped examples</summary><table><tr><th>swap</th><th>task</th><th>label</th>"
-                f"<th>original / counterfactual</th></tr>{ex}</table></details>"
+                f"<th>edit</th><th>original / counterfactual</th></tr>{ex}</table></details>"
             )
     parts.append("</body></html>")
     return "".join(parts)
