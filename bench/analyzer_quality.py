@@ -1,6 +1,6 @@
 """Quality of the embedded analyzer on the IMHI test sets, GoEmotions test, and the faithfulness of its evidence.
 
-    python bench/analyzer_quality.py [--artefact DIR] [--faith-posts 300]
+    python bench/analyzer_quality.py [--artefact DIR] [--faith-posts 300] [--compare PREVIOUS.json]
 
 Prints weighted F1 x100 per IMHI test set (instruction format; IRF and MultiWD over all their rows, as
 MentaLLaMA reports them) beside the MentaLLaMA-chat-13B and best-discriminative anchors. For T-SID and
@@ -106,6 +106,7 @@ def main() -> None:
     ap.add_argument("--data", default=None)
     ap.add_argument("--faith-posts", type=int, default=300)
     ap.add_argument("--output", default=str(ROOT / "bench" / "results" / "analyzer_quality.json"))
+    ap.add_argument("--compare", default=None, help="results JSON of a previous artefact: per-set deltas are added")
     args = ap.parse_args()
 
     from rich.console import Console
@@ -222,6 +223,21 @@ def main() -> None:
         "seconds": round(time.time() - t0, 1),
         "artefact": str(az.path),
     }
+    if args.compare:  # before/after on the same test sets (a previous run of this script)
+        prev = json.loads(Path(args.compare).read_text())
+        before = {k: v["weighted_f1"] for k, v in prev["imhi_test_weighted_f1"].items()}
+        delta = {k: round(results[k]["weighted_f1"] - before[k], 2) for k in results if k in before}
+        out["previous"] = {
+            "artefact": prev.get("artefact_commit", prev.get("artefact")),
+            "weighted_f1": before,
+            "goemotions_test_macro_f1": prev.get("goemotions_test_macro_f1"),
+            "faithfulness": prev.get("faithfulness"),
+        }
+        out["delta_weighted_f1"] = delta
+        out["delta_weighted_f1_mean"] = round(float(np.mean(list(delta.values()))), 2)
+        console.print("change in weighted F1 vs the previous artefact: "
+                      + ", ".join(f"{k} {v:+.2f}" for k, v in delta.items())
+                      + f" (mean {out['delta_weighted_f1_mean']:+.2f})")  # fmt: skip
     with atomic_write(args.output) as f:
         json.dump(out, f, indent=1)
         f.write("\n")

@@ -4,10 +4,11 @@
 
 - batch: posts/s of analyze_batch (every IMHI task + 28 emotions, one encoder pass per post, no evidence,
   no risk), over a fixed sample of IMHI train/val posts of every set (mixed lengths, as people write them),
-  for the shipped analyzer AND the previous one (--baseline, or the same heads behind eager PyTorch fp32),
+  for the analyzer (--artefact, default the shipped one) AND a baseline (--baseline, or the same heads
+  behind eager PyTorch fp32),
   in interleaved rounds (best round of each kept), so the ratio is measured side by side;
-- the same posts through the encoder alone: the shipped runtime (ONNX Runtime, int8 weights) beside eager
-  PyTorch fp32 (the previous analyzer's), sentence by sentence, measured side by side in this run;
+- the same posts through the two encoders alone (e.g. ONNX Runtime int8 beside eager PyTorch fp32),
+  sentence by sentence, measured side by side in this run;
 - single post: p50/p90 latency of analyze(text) without and with evidence (occlusion + explanations).
 The machine is shared (~5 developers on 2 cores): every figure is given as wall-clock posts/s AND as
 CPU-time posts/s (posts per CPU-second of this process x the cores), with the load average before and
@@ -73,7 +74,7 @@ def main() -> None:
         base = Analyzer.load(args.baseline)
     else:
         base = Analyzer.load(args.artefact, encoder=Encoder(EncoderConfig()))
-    analyzers = {"shipped": az, "previous (torch fp32)": base}
+    analyzers = {"artefact": az, "baseline": base}
     for a in analyzers.values():
         a.analyze_batch(posts[:16], evidence=False, risk=False)  # warm-up
     # interleaved rounds (A B A B ...), best round of each: load from other work drifts during the run
@@ -86,11 +87,11 @@ def main() -> None:
                "cpu_posts_per_s": round(cores * len(posts) / min(c for _, c in r), 1)}
         for name, r in batch.items()
     }  # fmt: skip
-    posts_per_s = batch_rates["shipped"]["posts_per_s"]
-    cpu_posts_per_s = batch_rates["shipped"]["cpu_posts_per_s"]
+    posts_per_s = batch_rates["artefact"]["posts_per_s"]
+    cpu_posts_per_s = batch_rates["artefact"]["cpu_posts_per_s"]
 
     preps = [prepare(p) for p in posts]
-    encoders = {"shipped": az.encoder, "torch-fp32": base.encoder}
+    encoders = {"artefact": az.encoder, "baseline": base.encoder}
     enc_runs: dict[str, list[tuple[float, float]]] = {name: [] for name in encoders}
     for enc in encoders.values():
         enc.encode_prepared(preps[:16])
@@ -124,13 +125,16 @@ def main() -> None:
         "latency_ms_p50_evidence": round(float(np.percentile(lat_ev, 50)), 1),
         "latency_ms_p90_evidence": round(float(np.percentile(lat_ev, 90)), 1),
         "batch": batch_rates,
-        "batch_speedup_wall": round(posts_per_s / batch_rates["previous (torch fp32)"]["posts_per_s"], 2),
-        "batch_speedup_cpu": round(cpu_posts_per_s / batch_rates["previous (torch fp32)"]["cpu_posts_per_s"], 2),
-        "baseline": args.baseline or "the shipped heads behind the previous encoder (torch fp32, text as written)",
+        "batch_speedup_wall": round(posts_per_s / batch_rates["baseline"]["posts_per_s"], 2),
+        "batch_speedup_cpu": round(cpu_posts_per_s / batch_rates["baseline"]["cpu_posts_per_s"], 2),
+        "artefact": args.artefact or "shipped",
+        "artefact_runtime": az.describe()["runtime"],
+        "baseline": args.baseline or "the same heads behind eager PyTorch fp32 (text as written)",
+        "baseline_runtime": base.describe()["runtime"],
         "rounds": args.rounds,
         "encoder_only": runtimes,
         "encoder_speedup_cpu": round(
-            runtimes["shipped"]["cpu_posts_per_s"] / runtimes["torch-fp32"]["cpu_posts_per_s"], 2
+            runtimes["artefact"]["cpu_posts_per_s"] / runtimes["baseline"]["cpu_posts_per_s"], 2
         ),
         "runtime": f"{enc_cfg.runtime}{' int8' if enc_cfg.quantize else ''}",
         "posts": len(posts),
@@ -150,11 +154,11 @@ def main() -> None:
     for name, r in batch_rates.items():
         table.add_row(f"batch, all tasks + emotions, {name} (posts/s)", f"{r['posts_per_s']:.1f}",
                       f"{r['cpu_posts_per_s']:.1f}")  # fmt: skip
-    table.add_row("batch speed-up over the previous analyzer", f"{out['batch_speedup_wall']:.2f}x",
+    table.add_row("batch speed-up over the baseline", f"{out['batch_speedup_wall']:.2f}x",
                   f"{out['batch_speedup_cpu']:.2f}x")  # fmt: skip
     for name, r in runtimes.items():
         table.add_row(f"encoder only, {name} (posts/s)", f"{r['posts_per_s']:.1f}", f"{r['cpu_posts_per_s']:.1f}")
-    table.add_row("encoder speed-up over torch fp32 (CPU time)", "", f"{out['encoder_speedup_cpu']:.2f}x")
+    table.add_row("encoder speed-up over the baseline (CPU time)", "", f"{out['encoder_speedup_cpu']:.2f}x")
     table.add_row("single post p50 latency, no evidence (ms)", f"{out['latency_ms_p50']:.1f}", "")
     table.add_row("single post p50 latency, with evidence (ms)", f"{out['latency_ms_p50_evidence']:.1f}", "")
     table.add_row("tokens per post (mean / p90)", f"{out['tokens_per_post_mean']} / {out['tokens_per_post_p90']}", "")

@@ -6,12 +6,12 @@
     a.tasks["DR"].label, a.tasks["DR"].evidence, a.emotions[:3], a.risk_level
     az.answer(post, "Does the poster suffer from depression?")   # "<IMHI label sentence> Reasoning: ..."
 
-One all-MiniLM-L6-v2 pass per post (each sentence read on its own; ONNX Runtime with int8 weights in the
-shipped artefact) feeds linear heads for every IMHI task and the 28 GoEmotions labels; evidence is
-sentence occlusion on the pooled features, and every explanation is written from the evidence sentences
-only. The encoder reads gender words and first names in a neutral form and the heads are trained with
-dialect/age counterfactual copies of their posts (bias mitigation, bench/bias.py).
-`mentalens train analyzer` rebuilds the heads.
+One all-MiniLM-L6-v2 pass per post (each sentence read on its own) feeds linear heads for every IMHI task
+and the 28 GoEmotions labels; evidence is sentence occlusion on the pooled features, and every explanation
+is written from the evidence sentences only. The artefact's manifest names how its encoder reads text:
+eager PyTorch fp32 for the shipped v1 artefact; `mentalens train analyzer` now builds v2 (ONNX Runtime with
+int8 weights, gender words and first names read in a neutral form, dialect/age counterfactual copies in
+training: the issue-10 bias mitigation). v2 is not shipped yet: see docs/analyze.md for why.
 Importing this package does not import torch; loading an Analyzer does.
 """
 
