@@ -53,6 +53,19 @@ def run_tests(parts: Path, junit: Path, extra: list[str]) -> tuple[int, float]:
     return code, time.perf_counter() - start
 
 
+def code_version() -> dict[str, object]:
+    """The commit measured, and whether tracked files differed from it (a shared working tree often does)."""
+    def git(*a: str) -> str | None:
+        try:
+            return subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return None
+
+    commit = git("rev-parse", "HEAD")
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "tracked_files_modified": bool(dirty) if commit else None}
+
+
 def test_outcomes(junit: Path) -> dict[str, str]:
     if not junit.is_file():
         return {}
@@ -237,6 +250,7 @@ def main() -> None:
     summary["goals_met"] = all(met for *_, met in rows)
     summary["seconds"] = {"tests": round(test_s, 1), "load": round(load_s, 1),
                           "total": round(time.perf_counter() - started, 1)}
+    summary["code"] = code_version()
     summary["tests"] = outcomes
     summary["figures"] = found
     out = Path(args.out)
