@@ -124,3 +124,18 @@ def test_counterfactual_copies_never_leak_into_the_validation_fold():
     assert acc < 0.7
     leaky = cross_val_proba(np.vstack([X, X]), np.concatenate([y, y]), ["no", "yes"], C=100.0, folds=5, seed=0)
     assert float((np.where(leaky[:, 1] >= 0.5, "yes", "no") == np.concatenate([y, y])).mean()) > 0.8
+
+
+def test_feature_cache_key_names_runtime_reading_and_onnx_recipe(encoders, monkeypatch):
+    """Heads must be trained on the features they are served with: a cached feature of another runtime,
+    reading or ONNX export recipe is never reused."""
+    import mentalens.analyze.onnx as onnx_mod
+
+    torch_enc, onnx_enc = encoders
+    key = onnx_enc.fingerprint
+    assert key != torch_enc.fingerprint
+    monkeypatch.setattr(onnx_enc.config, "neutralize", True)
+    assert onnx_enc.fingerprint not in (key, torch_enc.fingerprint)
+    monkeypatch.setattr(onnx_enc.config, "neutralize", False)
+    monkeypatch.setattr(onnx_mod, "ONNX_VERSION", onnx_mod.ONNX_VERSION + 1)
+    assert onnx_enc.fingerprint != key
