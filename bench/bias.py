@@ -115,7 +115,9 @@ def _progress(label: str):
     return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
 
 
-def analyzer_part(tag: str, folder: Path, config: Any, limit: int | None, console: Any) -> dict[str, Any] | None:
+def analyzer_part(
+    tag: str, folder: Path, config: Any, limit: int | None, console: Any, cached_only: bool = False
+) -> dict[str, Any] | None:
     """Audit + weighted F1 of one analyzer artefact (cached by artefact digest and sample)."""
     from mentalens.analyze import Analyzer
     from mentalens.evaluate.bias import audit_analyzer, audit_records, census
@@ -126,6 +128,8 @@ def analyzer_part(tag: str, folder: Path, config: Any, limit: int | None, consol
     if part.is_file():
         console.print(f"{tag}: reused {part}")
         return json.loads(part.read_text())
+    if cached_only:
+        return None
     t = time.time()
     records = audit_records(None, config)
     az = Analyzer.load(folder)
@@ -149,7 +153,9 @@ def analyzer_part(tag: str, folder: Path, config: Any, limit: int | None, consol
     return s
 
 
-def hf_part(adapter: str | None, posts: int, sets: tuple[str, ...], tokens: int, console: Any) -> dict[str, Any]:
+def hf_part(
+    adapter: str | None, posts: int, sets: tuple[str, ...], tokens: int, console: Any, cached_only: bool = False
+) -> dict[str, Any] | None:
     """Audit SmolLM2-135M-Instruct (optionally with the adapter) through the evaluation harness's backend."""
     from mentalens.cli.bias import run_audit
     from mentalens.evaluate import BackendOptions
@@ -161,6 +167,8 @@ def hf_part(adapter: str | None, posts: int, sets: tuple[str, ...], tokens: int,
     if part.is_file():
         console.print(f"{tag}: reused {part}")
         return json.loads(part.read_text())
+    if cached_only:
+        return None
     t = time.time()
     config = BiasConfig(limit=posts, sets=sets, batch_size=8)
     s, _ = run_audit("hf", BackendOptions(model=SMOLLM, adapter=adapter), None, config, name=tag, max_new_tokens=tokens)
@@ -194,6 +202,8 @@ def main() -> None:
     ap.add_argument("--output", default=str(ROOT / "bench" / "results"))
     ap.add_argument("--only", choices=("before", "after", "hf"), default=None,
                     help="compute one part into the cache (a later full run reuses it)")  # fmt: skip
+    ap.add_argument("--cached-only", action="store_true",
+                    help="only assemble parts already computed; report the others as pending")  # fmt: skip
     args = ap.parse_args()
 
     from rich.console import Console
@@ -210,17 +220,28 @@ def main() -> None:
     after_dir = Path(args.after)
     same = _digest(before_dir) == _digest(after_dir)
     systems: list[dict[str, Any]] = []
+    pending: dict[str, str] = {}
     hf_sets = tuple(args.hf_set or HF_SETS)
+    co = args.cached_only
+
+    def add(name: str, summary: dict[str, Any] | None) -> None:
+        if summary is None:
+            pending[name] = "not computed in time (bench/bias.py --cached-only)"
+        else:
+            systems.append(summary)
+
     if args.only in (None, "before"):
-        systems.append(analyzer_part("before", before_dir, config, args.limit, console))
+        add("embedded_before", analyzer_part("before", before_dir, config, args.limit, console, co))
     if args.only in (None, "after"):
         if same:
             console.print(f"[yellow]after: the shipped artefact is still the one of {args.before}: pending[/]")
+            pending["embedded_after"] = "the mitigated artefact has not landed"
         else:
-            systems.append(analyzer_part("after", after_dir, config, args.limit, console))
+            add("embedded_after", analyzer_part("after", after_dir, config, args.limit, console, co))
     if args.only in (None, "hf") and args.hf_posts:
         for adapter in (None, LORA):
-            systems.append(hf_part(adapter, args.hf_posts, hf_sets, args.hf_tokens, console))
+            tag = "smollm2_lora" if adapter else "smollm2"
+            add(tag, hf_part(adapter, args.hf_posts, hf_sets, args.hf_tokens, console, co))
     for s in systems:
         mfr = s["max_flip_rate"]
         console.print(f"{s['system']}: max flip rate {'-' if mfr is None else f'{100 * mfr:.2f}%'} "
@@ -242,14 +263,14 @@ def main() -> None:
         f"(fixed seed), greedy answers of at most {args.hf_tokens} tokens; few pairs, so wide intervals.",
         "command": cmd,
         "threshold": FLIP_THRESHOLD,
-        "max_flip_rate": {s["system"]: s["max_flip_rate"] for s in systems},
+        "max_flip_rate": {**dict.fromkeys(pending), **{s["system"]: s["max_flip_rate"] for s in systems}},
         "flip_rate_by_attribute": {
             s["system"]: {a: v["flip_rate"] for a, v in s["by_attribute"].items()} for s in systems
         },
         "risk_flip_rate_by_attribute": {
             s["system"]: {a: v["flip_rate"] for a, v in s["risk_by_attribute"].items()} for s in systems
         },
-        "embedded_after": "measured" if "embedded_after" in f1 else "pending: the mitigated artefact has not landed",
+        "pending": pending,
         "before_revision": args.before,
         "analyzer_weighted_f1": {**f1, "delta_after_minus_before": f1_delta},
         "analyzer_max_f1_loss": None if f1_delta is None else round(max(0.0, -min(f1_delta.values())), 2),
