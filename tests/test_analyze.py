@@ -42,6 +42,13 @@ def test_shipped_artefact_is_small_and_complete(az):
     assert trained["leakage"]["raw/cams"]["dropped"] > 1000
     assert az.heads.specs["loneliness"].transfer == "IRF.thwarted belongingness"
     assert "weak" in az.heads.specs["T-SID"].source
+    # served as trained: int8 ONNX Runtime encoder reading gender words and names neutralised, heads
+    # trained with dialect/age counterfactual copies; the manifest says how to rebuild it
+    enc = az.heads.meta["encoder"]
+    assert enc["runtime"] == "onnx" and enc["quantize"] and enc["neutralize"]
+    assert az.encoder.config.runtime == "onnx" and az.encoder.config.neutralize
+    assert set(trained["augment"]) == {"dialect", "age"} and az.heads.specs["DR"].metrics["augmented"] > 50
+    assert trained["command"].startswith("mentalens train analyzer --data")
 
 
 def test_analysis_of_a_depressed_post(az):
