@@ -249,11 +249,11 @@ def main() -> None:
                            "system": "rules + char n-gram classifier at commit dea0c41 (identical to rules only on "
                                      "this split)"},
         },
-        # recorded, not re-measured: the semantic layer's FIRST run on the held-out splits, with its first bank
-        # (threshold 0.70, margin 0, dev-only tuning that allowed no dev false alarm). The shipped bank differs
-        # in one dev-side choice made AFTER seeing these figures: up to 1 of the 43 dev "none" items may be
-        # raised by the layer alone (threshold then chosen on dev: 0.63). Held-out figures of the shipped bank
-        # are therefore second looks at these splits, not first runs.
+        # recorded, not re-measured: the semantic layer's FIRST run on the held-out splits (an ad-hoc script with
+        # these metrics), with the bank that ships (threshold 0.70, margin 0, chosen on dev allowing no dev
+        # false alarm). A second bank was then tried (1 of 43 dev "none" items allowed -> threshold 0.63): its
+        # full run is bench/results/safety_eval_semantic_t063.json (challenge3 high+ 0.488, moderate+ 0.538, but
+        # benign false alarms 0.150, test 0.057, challenge2 0.120: it broke the false-alarm goal and was not shipped).
         "semantic_first_run": {
             "test": {"recall_high_imminent": 1.0, "recall_moderate_plus": 1.0, "benign_false_alarm_rate": 0.029},
             "challenge": {"recall_high_imminent": 0.917, "recall_moderate_plus": 0.943,
@@ -262,7 +262,7 @@ def main() -> None:
                            "benign_false_alarm_rate": 0.0},
             "challenge3": {"recall_high_imminent": 0.349, "recall_moderate_plus": 0.431,
                            "benign_false_alarm_rate": 0.05},
-            "system": "rules + classifier + semantic layer, bank threshold 0.70 margin 0.0 (not committed)",
+            "system": "rules + classifier + semantic layer, bank threshold 0.70 margin 0.0 (the shipped bank)",
         },
         "semantic_bank": result["semantic_bank"],
     }
