@@ -85,7 +85,7 @@ def test_classifier_only_raises_where_the_rules_saw_nothing(monkeypatch) -> None
         assert a.level == RiskLevel.NONE, text  # an idiom, a denial or a flag is a rule decision
     monkeypatch.setattr(C, "get_classifier", lambda required=False: _Stub(0.0))
     for text, lvl in (("I'm going to kill myself tonight", "imminent"), ("I want to die", "low")):
-        assert assess(text).level == lvl  # never lowered
+        assert assess(text, semantic=False).level == lvl  # never lowered (semantic layer: test_safety_semantic)
 
 
 def test_training_data_is_leakage_guarded(data_dir) -> None:

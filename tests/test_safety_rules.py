@@ -161,19 +161,19 @@ def test_risk_level_is_ordered_and_parses() -> None:
 
 
 def test_to_dict_is_json_and_complete() -> None:
-    a = assess("I want to kill myself", locale="US")
+    a = assess("I want to kill myself", locale="US", semantic=False)  # the rules' level (see test_safety_semantic)
     d = json.loads(json.dumps(a.to_dict()))
     assert d["level"] == "moderate" and d["requires_escalation"] is True
     assert set(d["flags"]) >= {"harm_to_others", "abuse", "medical_emergency"}
     assert d["cues"][0]["start"] >= 0 and d["resources"][0]["phone"] == "988"
-    assert "classifier_probability" in d
+    assert "classifier_probability" in d and "semantic_level" in d
 
 
 def test_import_and_rule_path_stay_light() -> None:
     code = (
         "import sys, mentalens.safety as s\n"
-        "s.assess('I want to die', use_classifier=False)\n"
-        "s.assess('I want to die')\n"
+        "s.assess('I want to die', use_classifier=False, semantic=False)\n"
+        "s.assess('I want to die', semantic=False)\n"
         "print([m for m in ('torch', 'sklearn', 'numpy', 'transformers') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

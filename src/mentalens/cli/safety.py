@@ -75,6 +75,7 @@ def risk(
     locale: str = typer.Option(None, "--locale", "-l", help="e.g. US, en-GB, es_MX (default $MENTALENS_LOCALE)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     no_classifier: bool = typer.Option(False, "--no-classifier", help="Rules only."),
+    no_semantic: bool = typer.Option(False, "--no-semantic", help="Without the sentence-prototype layer."),
 ) -> None:
     """Assess suicide/self-harm risk (C-SSRS-style level, flags, cues, resources). Not a diagnosis."""
     from mentalens.errors import DataError
@@ -91,7 +92,8 @@ def risk(
         items = [(f"line {i}", [ln]) for i, ln in enumerate(_read_lines(file), 1)]
     results = []
     for label, msgs in items:
-        a = assess(msgs if len(msgs) > 1 else msgs[0], locale=locale, use_classifier=use)
+        a = assess(msgs if len(msgs) > 1 else msgs[0], locale=locale, use_classifier=use,
+                   semantic=False if (no_semantic or no_classifier) else None)
         if as_json:
             d = a.to_dict()
             d["escalation_text"] = escalation_text(a)
