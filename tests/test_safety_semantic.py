@@ -71,6 +71,13 @@ def test_never_lowers_and_needs_a_margin_over_benign_prototypes() -> None:
         assert level == lvl and cues == []
 
 
+def test_sentences_the_rules_understood_are_left_to_them() -> None:
+    # found by another test: "sometimes I want to die" (rules: low, a passive wish) was raised to moderate
+    assert assess("sometimes I want to die").level == RiskLevel.LOW
+    assert assess("I want to kill myself").level == RiskLevel.MODERATE
+    assert assess("I have the pills").level == RiskLevel.NONE
+
+
 def test_rule_discounted_sentences_are_not_overturned() -> None:
     from mentalens.safety.types import Cue
 
@@ -136,8 +143,7 @@ def test_encoder_matches_sentence_transformers_pooling(encoder) -> None:
 # ------------------------------------------------------------------------------------------ end to end
 PARAPHRASES = [  # written for this test, not in bench/data/safety_eval.jsonl; the rules find nothing in them
     "I keep thinking about how to end everything",
-    "I wrote goodbye letters to my family",
-    "I have decided how I am going to do it",
+    "I keep thinking I should just end it",
 ]
 
 

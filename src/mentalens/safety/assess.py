@@ -153,7 +153,8 @@ def assess(
         from mentalens.safety import semantic as sem
 
         if semantic or (sem.enabled_by_default() and sem.bank_path().is_file()):
-            found = sem.semantic_cues(user_texts, level, [c for c in cues if c.weight == 0])
+            # sentences with any rule cue are left to the rules: the layer reads what they missed entirely
+            found = sem.semantic_cues(user_texts, level, list(cues))
             if found is not None:
                 semantic_level, sem_cues = found
                 cues.extend(sem_cues)

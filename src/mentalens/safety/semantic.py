@@ -10,8 +10,9 @@ Contract (tested in tests/test_safety_semantic.py):
 - every raise names the prototype it matched (a Cue with rule "semantic:<prototype id>" and the cosine);
 - a sentence counts only when its nearest risk prototype is at least `threshold` similar AND beats the
   nearest benign look-alike prototype ("none": idioms, media, other people, medication questions...) by
-  `margin`; sentences the rules explicitly discounted (negated, quoted, hypothetical, figure of speech) are
-  skipped: that is a rule decision the layer does not overturn;
+  `margin`; sentences where the rules found any cue (counted, contextual, or discounted as negated, quoted,
+  hypothetical, a figure of speech) are skipped: the rules read them ("sometimes I want to die" stays low,
+  "I have the pills" stays none), and the layer is for the phrasing they miss entirely;
 - safety never depends on it: if the encoder or the bank cannot be loaded, `assess` runs the rules, logs
   one line without user text and counts the failure (`status()`).
 
@@ -408,7 +409,7 @@ def build_bank(
     for r in dev:
         texts = _user_texts(r["messages"])
         rule = assess(r["messages"], use_classifier=False, semantic=False)
-        disc = [c for c in rule.cues if c.weight == 0]
+        disc = rule.cues  # as at run time: sentences with any rule cue are left to the rules
         us = [u for u in message_units(texts) if not _discounted(u, disc)]
         dev_units.append((r, [texts[i][s:e] for i, s, e in us]))
     flat = [t for _, ts in dev_units for t in ts]
