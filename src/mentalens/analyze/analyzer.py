@@ -312,7 +312,10 @@ class Analyzer:
             a.risk, a.risk_level = None, "unknown"
             a.warnings.append("risk not assessed: the safety layer (mentalens.safety) is not available")
             return
-        a.risk = assess(a.text)
+        # rules + classifier only: the semantic layer re-encodes every sentence with a second MiniLM (about
+        # 0.25 s per long post, 6x the analyzer itself), which bulk analysis cannot afford. The chat, the server
+        # (including /v1/analyze) and `mentalens risk` run the full safety layer, semantic layer included.
+        a.risk = assess(a.text, semantic=False)
         level = getattr(a.risk, "level", None)
         a.risk_level = str(getattr(level, "value", level)) if level is not None else "unknown"
 

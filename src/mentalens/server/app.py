@@ -173,7 +173,9 @@ def create_app(config: ServerConfig | None = None, engine: Any = None, analyzer:
         text = _checked_text(body.joined(), config)
         result = state.analyzer.analyze(text, evidence=body.evidence)
         out = result.to_dict()
-        out.setdefault("risk", safety.assess(text, locale=body.locale or config.locale).to_dict())
+        # the full safety layer (semantic layer included), not the analyzer's bulk rules + classifier reading
+        out["risk"] = safety.assess(text, locale=body.locale or config.locale).to_dict()
+        out["risk_level"] = out["risk"]["level"]
         out["not_a_diagnosis"] = getattr(safety, "NOT_A_DIAGNOSIS", "")
         return out
 
