@@ -38,6 +38,19 @@ FORMAT_VERSION = 1
 _WS = re.compile(r"\s\s+")
 
 
+def write_gzip(path: Path, raw: bytes) -> Path:
+    """Gzip bytes reproducibly (no name, mtime 0) to a temp file, then move it into place: a rebuilt artefact
+    is byte-identical when its content is, and a crash never leaves half a file."""
+    buf = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=9) as gz:
+        gz.write(raw)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(buf.getvalue())
+    os.replace(tmp, path)
+    return path
+
+
+
 def preprocess(text: str) -> str:
     """The text the vectoriser sees: mentalens's normalisation (case, accents, leetspeak, spelling)."""
     return normalize(text).text
@@ -116,13 +129,7 @@ class RiskClassifier:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         raw = json.dumps(self.to_json(), ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
-        buf = io.BytesIO()
-        with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=9) as gz:
-            gz.write(raw)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_bytes(buf.getvalue())
-        os.replace(tmp, path)
-        return path
+        return write_gzip(path, raw)
 
     @classmethod
     def load(cls, path: str | Path) -> RiskClassifier:

@@ -30,7 +30,6 @@ import base64
 import dataclasses
 import gzip
 import hashlib
-import io
 import json
 import logging
 import os
@@ -186,13 +185,9 @@ class SemanticBank:
                "threshold": round(float(self.threshold), 4), "margin": round(float(self.margin), 4),
                "meta": self.meta}
         raw = json.dumps(doc, ensure_ascii=False, sort_keys=True, indent=0).encode("utf-8")
-        buf = io.BytesIO()
-        with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=9) as gz:
-            gz.write(raw)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_bytes(buf.getvalue())
-        os.replace(tmp, path)
-        return path
+        from mentalens.safety.classifier import write_gzip
+
+        return write_gzip(path, raw)
 
     @classmethod
     def load(cls, path: str | Path) -> SemanticBank:
