@@ -30,12 +30,8 @@ COMMAND_MODULES = (
     "server",
 )
 
-for _name in COMMAND_MODULES:
-    try:
-        importlib.import_module(f"mentalens.cli.{_name}")
-    except ModuleNotFoundError as _exc:  # a capability not built yet: its commands are simply absent
-        if _exc.name != f"mentalens.cli.{_name}":
-            raise
+for _name in COMMAND_MODULES:  # every capability exists: a missing module is a broken install, not an option
+    importlib.import_module(f"mentalens.cli.{_name}")
 
 
 def _fail(message: str, code: int = 2) -> None:
