@@ -115,6 +115,14 @@ def _progress(label: str):
     return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
 
 
+def _reuse(part: Path, tag: str, console: Any) -> dict[str, Any] | None:
+    """A part computed by an earlier run (None when there is none: --cached-only reports it as pending)."""
+    if not part.is_file():
+        return None
+    console.print(f"{tag}: reused {part}")
+    return json.loads(part.read_text())
+
+
 def analyzer_part(
     tag: str, folder: Path, config: Any, limit: int | None, console: Any, cached_only: bool = False
 ) -> dict[str, Any] | None:
@@ -125,11 +133,8 @@ def analyzer_part(
 
     digest = _digest(folder)
     part = cache_dir("bench", "bias") / f"{tag}-{digest}-{limit}-{'-'.join(config.attributes)}.json"
-    if part.is_file():
-        console.print(f"{tag}: reused {part}")
-        return json.loads(part.read_text())
-    if cached_only:
-        return None
+    if part.is_file() or cached_only:
+        return _reuse(part, tag, console)
     t = time.time()
     records = audit_records(None, config)
     az = Analyzer.load(folder)
@@ -164,11 +169,8 @@ def hf_part(
 
     tag = "smollm2_lora" if adapter else "smollm2"
     part = cache_dir("bench", "bias") / f"{tag}-{posts}-{'-'.join(sets)}-{tokens}.json"
-    if part.is_file():
-        console.print(f"{tag}: reused {part}")
-        return json.loads(part.read_text())
-    if cached_only:
-        return None
+    if part.is_file() or cached_only:
+        return _reuse(part, tag, console)
     t = time.time()
     config = BiasConfig(limit=posts, sets=sets, batch_size=8)
     s, _ = run_audit("hf", BackendOptions(model=SMOLLM, adapter=adapter), None, config, name=tag, max_new_tokens=tokens)

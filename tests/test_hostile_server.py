@@ -195,22 +195,28 @@ def test_logs_carry_neither_user_text_nor_keys(keyed, caplog):
     assert leaked == []
 
 
+class GatedBackend(Backend):
+    """A model that holds its generation slot until the test opens the gate."""
+
+    name = "gated"
+
+    def __init__(self, gate: threading.Event):
+        self.gate = gate
+
+    def answer(self, prompts, config=None):
+        return []
+
+    def stream(self, messages, config=None):
+        self.gate.wait(60)
+        yield "Thank you for waiting with me. "
+
+
 def test_waiting_requests_hold_no_worker_thread_and_healthz_answers_while_all_slots_are_busy():
     """50 turns on a server with one slot and a model that waits: before the fix the waiters took all 40
     worker threads, the turn holding the slot could not run, /healthz hung and the waiters got 503."""
     from mentalens.server.live import LiveServer
 
     gate = threading.Event()
-
-    class Gated(Backend):
-        name = "gated"
-
-        def answer(self, prompts, config=None):
-            return []
-
-        def stream(self, messages, config=None):
-            gate.wait(60)
-            yield "Thank you for waiting with me. "
 
     config = ServerConfig(port=0, max_concurrency=1, queue_timeout_s=120, preload=False, web=False)
 
@@ -229,7 +235,7 @@ def test_waiting_requests_hold_no_worker_thread_and_healthz_answers_while_all_sl
             codes = [r.status_code for r in await asyncio.gather(*turns)]
             return health, codes, (await c.get("/healthz")).json()
 
-    with LiveServer(config, engine=_engine(Gated()), analyzer=object()) as srv:
+    with LiveServer(config, engine=_engine(GatedBackend(gate)), analyzer=object()) as srv:
         try:
             busy, codes, after = asyncio.run(run(srv.url))
         finally:
@@ -279,19 +285,10 @@ def test_a_crisis_message_refused_for_load_still_gets_the_crisis_resources():
 
     gate = threading.Event()
 
-    class Gated(Backend):
-        name = "gated"
-
-        def answer(self, prompts, config=None):
-            return []
-
-        def stream(self, messages, config=None):
-            gate.wait(60)
-            yield "Thank you for waiting with me. "
-
     config = ServerConfig(port=0, max_concurrency=1, queue_timeout_s=0.5, preload=False, web=False, locale="US")
     crisis = "I can't do this anymore, I'm going to kill myself tonight."
-    with LiveServer(config, engine=_engine(Gated()), analyzer=object()) as srv, httpx.Client(timeout=60) as c:
+    engine = _engine(GatedBackend(gate))
+    with LiveServer(config, engine=engine, analyzer=object()) as srv, httpx.Client(timeout=60) as c:
         holder = threading.Thread(target=chat_once, args=(c, srv.url, "hello, are you there?"),
                                   kwargs={"stream": False}, daemon=True)
         try:

@@ -22,6 +22,7 @@ from mentalens.evaluate.bias.counterfactuals import (
     _NOT_AFTER_POSSESSIVE,
     _NOT_NAMES,
     NAMES,
+    _case_like,
     _plural_verb,
 )
 
@@ -62,14 +63,6 @@ _NAMES = set(_COMMON_FIRST_NAMES) | {n for group in NAMES.values() for n in grou
 _WORD_RE = re.compile(r"\b(" + "|".join(sorted(map(re.escape, _WORDS), key=len, reverse=True)) + r"|her)\b",
                       re.IGNORECASE)  # fmt: skip
 _NAME_RE = re.compile(r"\b(" + "|".join(sorted(_NAMES, key=len, reverse=True)) + r")\b")
-
-
-def _case_like(src: str, word: str) -> str:
-    if src.isupper() and len(src) > 1:
-        return word.upper()
-    if src[:1].isupper():
-        return word[:1].upper() + word[1:]
-    return word
 
 
 def neutral_edits(text: str) -> list[tuple[int, int, str]]:
