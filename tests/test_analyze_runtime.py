@@ -139,3 +139,23 @@ def test_feature_cache_key_names_runtime_reading_and_onnx_recipe(encoders, monke
     monkeypatch.setattr(onnx_enc.config, "neutralize", False)
     monkeypatch.setattr(onnx_mod, "ONNX_VERSION", onnx_mod.ONNX_VERSION + 1)
     assert onnx_enc.fingerprint != key
+
+
+def test_exporting_to_onnx_leaves_the_model_in_eval_mode(tmp_path):
+    # found by the semantic risk layer's test on a fresh cache: the exporter restored its wrapper's training
+    # mode, which switched the caller's model's dropout on (its torch vectors then drifted from the export's)
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from mentalens.analyze.onnx import export_onnx
+
+    torch.manual_seed(0)
+    model = BertModel(BertConfig(vocab_size=3000, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                 intermediate_size=64, hidden_dropout_prob=0.5)).eval()
+    ids = torch.tensor([[1, 5, 7, 2]])
+    with torch.inference_mode():
+        before = model(input_ids=ids).last_hidden_state
+    export_onnx(model, tmp_path / "tiny.onnx", quantize=False)
+    assert not model.training and not any(m.training for m in model.modules())
+    with torch.inference_mode():
+        assert torch.equal(model(input_ids=ids).last_hidden_state, before)

@@ -62,12 +62,15 @@ def export_onnx(model: Any, target: Path, quantize: bool) -> Path:
 
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
+            # the wrapper is put in eval mode too: the exporter restores the wrapper's own mode afterwards,
+            # and a fresh nn.Module is in training mode, which would switch the caller's model's dropout on
             torch.onnx.export(
-                _Hidden(model.eval()), (ids, mask), str(fp32), input_names=["input_ids", "attention_mask"],
+                _Hidden(model).eval(), (ids, mask), str(fp32), input_names=["input_ids", "attention_mask"],
                 output_names=["hidden"], opset_version=17, dynamo=False,
                 dynamic_axes={"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
                               "hidden": {0: "batch", 1: "tokens"}},
             )  # fmt: skip
+        model.eval()
         out = fp32
         if quantize:
             # weight-only int8 in blocks of 64 with int8 compute (accuracy_level 4): activations are
