@@ -40,6 +40,13 @@ BEFORE = "be2f1e3"  # the commit of the unmitigated analyzer artefact (the first
 LORA = "smollm2-imhi-lora"
 SMOLLM = "smollm2-135m-instruct"
 HF_SETS = ("DR", "dreaddit", "SAD", "CAMS")  # one question per post: CPU generation is slow
+# the safety layer's risk-level flips at 9b2cfe0 (before its classifier read text gender/name-neutral and the
+# rules learnt "finna", "ain't", "they hurt me"): recorded by this script then, kept for the before/after
+PREVIOUS_SAFETY_FLIPS = {"revision": "9b2cfe0", "gender": 0.014, "name": 0.0147, "age": 0.017, "dialect": 0.0314}
+
+
+def _risk_line(s: dict[str, Any]) -> str:
+    return ", ".join(f"{a} {100 * v['flip_rate']:.2f}%" for a, v in s["risk_by_attribute"].items())
 
 
 def _digest(folder: Path) -> str:
@@ -158,6 +165,40 @@ def analyzer_part(
     return s
 
 
+SAFETY_FILES = ("lexicon.yaml", "risk_classifier.json.gz", "semantic_bank.json.gz", "prototypes.yaml")
+
+
+def _safety_digest() -> str:
+    """What decides the risk level: the lexicon, the classifier, the semantic bank (and the code's version)."""
+    from mentalens.paths import package_resource
+
+    h = hashlib.sha1()
+    for name in SAFETY_FILES:
+        h.update(package_resource("safety", name).read_bytes())
+    for mod in ("rules", "assess", "classifier", "semantic", "normalize"):
+        h.update((ROOT / "src" / "mentalens" / "safety" / f"{mod}.py").read_bytes())
+    return h.hexdigest()[:12]
+
+
+def safety_part(config: Any, limit: int | None, console: Any, cached_only: bool = False) -> dict[str, Any] | None:
+    """The safety layer's risk level on the same counterfactual pairs, cached by the safety layer's digest:
+    it does not depend on the analyzer, so a changed safety layer is re-audited alone (a few minutes)."""
+    from mentalens.evaluate.bias import audit_records, audit_risk
+    from mentalens.paths import cache_dir
+
+    digest = _safety_digest()
+    part = cache_dir("bench", "bias") / f"safety-{digest}-{limit}-{'-'.join(config.attributes)}.json"
+    if part.is_file() or cached_only:
+        return _reuse(part, "safety", console)
+    t = time.time()
+    with console.status("safety layer: risk level of every post and counterfactual"):
+        result = audit_risk(audit_records(None, config), config)
+    s = result.summary(config.bootstrap, config.seed)
+    s.update(digest=digest, seconds=round(time.time() - t, 1), load_avg=list(os.getloadavg()))
+    part.write_text(json.dumps(s))
+    return s
+
+
 def hf_part(
     adapter: str | None, posts: int, sets: tuple[str, ...], tokens: int, console: Any, cached_only: bool = False
 ) -> dict[str, Any] | None:
@@ -208,7 +249,7 @@ def main() -> None:
     ap.add_argument("--hf-set", action="append", default=None, help=f"SmolLM2: IMHI sets (default: {HF_SETS})")
     ap.add_argument("--hf-tokens", type=int, default=48, help="SmolLM2: new tokens per answer")
     ap.add_argument("--output", default=str(ROOT / "bench" / "results"))
-    ap.add_argument("--only", choices=("before", "after", "hf"), default=None,
+    ap.add_argument("--only", choices=("before", "after", "hf", "safety"), default=None,
                     help="compute one part into the cache (a later full run reuses it)")  # fmt: skip
     ap.add_argument("--cached-only", action="store_true",
                     help="only assemble parts already computed; report the others as pending")  # fmt: skip
@@ -250,6 +291,16 @@ def main() -> None:
         for adapter in (None, LORA):
             tag = "smollm2_lora" if adapter else "smollm2"
             add(tag, hf_part(adapter, args.hf_posts, hf_sets, args.hf_tokens, console, co))
+    safety = None
+    if args.only in (None, "safety"):
+        safety = safety_part(config, args.limit, console, co)
+        if safety is None:
+            pending["safety_layer"] = "not computed in time (bench/bias.py --cached-only)"
+        else:
+            console.print(f"safety layer: risk-level flips {_risk_line(safety)} ({safety['seconds']} s)")
+            for s in systems:  # the shipped safety layer's flips (an analyzer part may hold an older layer's)
+                if s["system"].startswith("embedded"):
+                    s["risk_by_attribute"] = safety["risk_by_attribute"]
     for s in systems:
         mfr = s["max_flip_rate"]
         console.print(f"{s['system']}: max flip rate {'-' if mfr is None else f'{100 * mfr:.2f}%'} "
@@ -277,6 +328,13 @@ def main() -> None:
         },
         "risk_flip_rate_by_attribute": {
             s["system"]: {a: v["flip_rate"] for a, v in s["risk_by_attribute"].items()} for s in systems
+        },
+        "safety_layer_risk_flips": None if safety is None else {
+            "digest": safety["digest"], "posts": safety["posts"],
+            "by_attribute": {a: {k: v[k] for k in ("pairs", "flips", "flip_rate", "ci95") if k in v}
+                             for a, v in safety["risk_by_attribute"].items()},
+            "max_flip_rate": max((v["flip_rate"] for v in safety["risk_by_attribute"].values()), default=None),
+            "previous": PREVIOUS_SAFETY_FLIPS,
         },
         "pending": pending,
         "before_revision": args.before,

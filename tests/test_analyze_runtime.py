@@ -63,7 +63,7 @@ def test_unknown_runtime_is_a_clear_error():
 
 
 def test_neutral_text_maps_sentence_spans():
-    from mentalens.analyze.neutral import neutralize
+    from mentalens.evaluate.bias.neutral import neutralize
 
     text = "My mom said she hates her job. I told her. Dave agrees with him and he cries."
     p = prepare(text)
@@ -79,9 +79,9 @@ def test_neutral_text_maps_sentence_spans():
 def test_gender_and_name_swaps_of_real_posts_read_the_same(data_dir):
     """Over real IMHI test posts, every swapped-gender and swapped-name counterfactual of the audit reads
     exactly like its original: the mitigation cannot be undone by these edits."""
-    from mentalens.analyze.neutral import neutralize
     from mentalens.data import load_imhi
     from mentalens.evaluate.bias import counterfactuals
+    from mentalens.evaluate.bias.neutral import neutralize
 
     posts = list(dict.fromkeys(r.post for r in load_imhi(data_dir, split="test", fmt="instruction")))[:1500]
     checked = 0

@@ -47,6 +47,43 @@ def test_pure_python_inference_equals_sklearn(real_texts) -> None:
     assert np.max(np.abs(ours - theirs)) < 1e-9
 
 
+def test_neutral_reading_inference_equals_sklearn_too(real_texts) -> None:
+    import functools
+
+    import numpy as np
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    texts = [t for t, _ in real_texts]
+    y = np.array([lab for _, lab in real_texts])
+    vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2, max_features=5000,
+                          preprocessor=functools.partial(C.preprocess, reading="neutral"))
+    lr = LogisticRegression(C=2.0, max_iter=2000).fit(vec.fit_transform(texts), y)
+    clf = C.RiskClassifier({t: int(i) for t, i in vec.vocabulary_.items()}, list(vec.idf_), list(lr.coef_[0]),
+                           float(lr.intercept_[0]), max_chars=10**9, reading="neutral")
+    probe = texts[::7] + ["My wife says I ain't trying. I'm 45 and I want to end it"]
+    assert np.max(np.abs(np.array(clf.probabilities(probe)) - lr.predict_proba(vec.transform(probe))[:, 1])) < 1e-9
+
+
+def test_shipped_classifier_reads_gender_names_dialect_and_ages_the_same() -> None:
+    # the bias audit's finding (bench/bias.py): a pronoun, a name, "ain't" or a stated age moved the
+    # probability across the threshold. Texts written for this test.
+    clf = C.get_classifier(required=True)
+    assert clf.reading == "neutral"
+    groups = [
+        ["My husband left and he took the kids. I can't see the point anymore.",
+         "My wife left and she took the kids. I can't see the point anymore."],
+        ["Emily keeps telling me I'm a burden and she's right.", "Jamal keeps telling me I'm a burden and he's right."],
+        ["I'm not okay and nobody cares. I don't have anybody.", "I ain't okay and nobody cares. I don't have nobody."],
+        ["I'm 16 and I feel like a burden to everyone", "I'm 70 and I feel like a burden to everyone"],
+    ]
+    for texts in groups:
+        probs = clf.probabilities(texts)
+        assert max(probs) - min(probs) < 1e-9, (texts, probs)
+    # the reading changes what the classifier reads, never what the rules read or what the person sees
+    assert C.preprocess("She said I ain't 16", reading="plain") == "she said i aint 16"
+
+
 def test_shipped_artefact_is_small_deterministic_and_documented(tmp_path) -> None:
     path = C.default_path()
     assert path.is_file() and path.stat().st_size < 3_000_000

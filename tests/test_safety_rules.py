@@ -108,6 +108,25 @@ def test_misspellings_and_slang() -> None:
     assert level("quiero suisidarme") == "moderate"
 
 
+def test_dialect_and_pronoun_rewrites_keep_the_decision() -> None:
+    # gaps found by the bias audit (bench/bias.py): a dialect rewrite or a "they" swap of a post changed what
+    # the rules saw. Phrasings written for this test; each pair must be read the same way.
+    for standard, rewrite in (
+        (["I want to kill myself", "I'm going to do it"], ["I want to kill myself", "I'm finna do it"]),
+        (["I ain't going to do anything, I promise", "I want to die though"],
+         ["I'm not going to do anything, I promise", "I want to die though"]),
+    ):
+        assert assess(standard, use_classifier=False, semantic=False).level == \
+            assess(rewrite, use_classifier=False, semantic=False).level
+    assert assess(["I want to kill myself", "I'm finna do it"], use_classifier=False, semantic=False).level >= "high"
+    denied = assess("I ain't going to do anything", use_classifier=False, semantic=False)
+    assert any(c.construct == "denial" for c in denied.cues)
+    for subject in ("He hurts me", "She hurts me", "They hurt me"):
+        assert assess(f"{subject} when there is drinking at home", use_classifier=False).flags["abuse"], subject
+    assert not assess("she hurt me so much when she left", use_classifier=False).flags["abuse"]
+    assert level("I have had frequent thoughts about dying and killing myself") == "moderate"
+
+
 def test_conversation_escalates_across_turns_and_tracks_message_index() -> None:
     turns = ["i've had the worst month", "sometimes i think about ending my life", "i have pills saved up",
              "tonight's the night"]

@@ -9,9 +9,9 @@
 One all-MiniLM-L6-v2 pass per post (each sentence read on its own) feeds linear heads for every IMHI task
 and the 28 GoEmotions labels; evidence is sentence occlusion on the pooled features, and every explanation
 is written from the evidence sentences only. The artefact's manifest names how its encoder reads text:
-eager PyTorch fp32 for the shipped v1 artefact; `mentalens train analyzer` now builds v2 (ONNX Runtime with
-int8 weights, gender words and first names read in a neutral form, dialect/age counterfactual copies in
-training: the issue-10 bias mitigation). v2 is not shipped yet: see docs/analyze.md for why.
+the shipped v2 artefact runs on ONNX Runtime with int8 weights, reads gender words and first names in a
+neutral form and was trained with dialect/age counterfactual copies (the issue-10 bias mitigation); older
+artefacts name eager PyTorch fp32 and load the same way (docs/analyze.md).
 Importing this package does not import torch; loading an Analyzer does.
 """
 

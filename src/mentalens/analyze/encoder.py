@@ -209,7 +209,7 @@ class Encoder:
         texts = [p.encoder_text for p in preps]
         spans = [p.encoder_spans for p in preps]
         if self.config.neutralize:
-            from mentalens.analyze.neutral import neutralize
+            from mentalens.evaluate.bias.neutral import neutralize
 
             done = [neutralize(t, sp) for t, sp in zip(texts, spans, strict=True)]
             texts, spans = [d[0] for d in done], [d[1] for d in done]

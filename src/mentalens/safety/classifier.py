@@ -7,6 +7,13 @@ weights as JSON and `RiskClassifier.probability` re-implements sklearn's `char_w
 
 It only ever *raises* the rule level (none -> low) or asks for review; explicit rule cues are never lowered.
 
+Bias mitigation (issue 10): the shipped classifier reads text gender- and name-neutral (reading "neutral":
+the analyzer's `mentalens.evaluate.bias.neutral` word and name lists, applied at training and at inference), and it
+is trained with dialect and stated-age counterfactual copies of its training texts (the same augmentation as
+the analyzer). Why: the bias audit (`python bench/bias.py`) found the risk level flipping between none and
+low on 1.4% of gender swaps, 1.5% of name swaps and 3.1% of dialect rewrites, nearly all of them this
+classifier's probability crossing its threshold because a pronoun or a name changed.
+
 Training (`mentalens train risk --data DIR`, deterministic): C-SSRS Reddit posts of 70% of users
 (Supportive -> 0, Indicator/Ideation/Behavior/Attempt -> 1; the other 30% of users are held out for the
 benchmark), raw IRF train posts (perceived burdensomeness or thwarted belongingness -> 1, else 0) and a
@@ -51,9 +58,38 @@ def write_gzip(path: Path, raw: bytes) -> Path:
 
 
 
-def preprocess(text: str) -> str:
-    """The text the vectoriser sees: mentalens's normalisation (case, accents, leetspeak, spelling)."""
-    return normalize(text).text
+READINGS = ("plain", "neutral")
+
+# The "neutral" reading also folds a few dialect forms and stated numbers into one spelling, on the normalised
+# text (no apostrophes): the African-American English features the bias audit rewrites (ain't, negative
+# concord, finna, y'all, habitual be; mentalens.evaluate.bias.counterfactuals) and every digit (a stated age
+# "16" or "45"). Why: char n-grams of "aint" or "45" moved the probability across the threshold on 3.1% of
+# dialect and 1.7% of age rewrites, and counterfactual copies in training alone did not remove that (measured).
+# Limits: these lists are finite and mirror the audit's; other dialect features are read as written.
+_STANDARD: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"\b(?:i\s+aint|i\s+am\s+not)\b"), "im not"),
+    (re.compile(r"\b(?:aint|isnt|arent|is\s+not|are\s+not)\b"), "is not"),
+    (re.compile(r"\b(dont|doesnt|didnt|cant|wont)\s+(have|want|need|get|know|care\s+about)\s+no(thing|one|body)?\b"),
+     r"\1 \2 any\3"),
+    (re.compile(r"\bdont\s+nobody\s+ever\b"), "nobody ever"),
+    (re.compile(r"\b(?:im|i\s+am)\s+(?:finna|gonna|going\s+to)\b"), "im going to"),
+    (re.compile(r"\b(?:yall|you\s+all)\b"), "you all"),
+    (re.compile(r"\b(they|i)\s+be\b"), r"\1 are always"),
+    (re.compile(r"\d"), "0"),
+]
+
+
+def preprocess(text: str, reading: str = "plain") -> str:
+    """The text the vectoriser sees: mentalens's normalisation (case, accents, leetspeak, spelling); with the
+    "neutral" reading, gendered words and first names neutral first and dialect forms and digits folded after."""
+    if reading != "neutral":
+        return normalize(text).text
+    from mentalens.evaluate.bias.neutral import neutralize
+
+    out = normalize(neutralize(text)[0]).text
+    for pattern, rep in _STANDARD:
+        out = pattern.sub(rep, out)
+    return out
 
 
 def char_wb_ngrams(text: str, min_n: int, max_n: int) -> list[str]:
@@ -87,6 +123,7 @@ class RiskClassifier:
     threshold_review: float = 0.7  # flag for review when P >= this (rule level below moderate)
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
     max_chars: int = 20000  # longer inputs are scored on their last max_chars characters
+    reading: str = "plain"  # "neutral": gendered words and first names read neutral (see the module docstring)
 
     def probability(self, text: str) -> float:
         return self.probabilities([text])[0]
@@ -95,7 +132,8 @@ class RiskClassifier:
         out = []
         vocab, idf, coef = self.vocabulary, self.idf, self.coef
         for text in texts:
-            counts = Counter(g for g in char_wb_ngrams(preprocess(text[-self.max_chars:]), *self.ngram_range)
+            counts = Counter(g for g in char_wb_ngrams(preprocess(text[-self.max_chars:], self.reading),
+                                                          *self.ngram_range)
                              if g in vocab)
             dot = norm = 0.0
             for g, tf in counts.items():
@@ -118,6 +156,7 @@ class RiskClassifier:
             "threshold_low": round(self.threshold_low, 6),
             "threshold_review": round(self.threshold_review, 6),
             "max_chars": self.max_chars,
+            "reading": self.reading,
             "meta": self.meta,
             "terms": terms,
             "idf": [round(self.idf[self.vocabulary[t]], 6) for t in terms],
@@ -149,8 +188,15 @@ class RiskClassifier:
             coef=[float(x) for x in doc["coef"]], intercept=float(doc["intercept"]),
             ngram_range=tuple(doc["ngram_range"]), threshold_low=float(doc["threshold_low"]),
             threshold_review=float(doc["threshold_review"]), meta=doc.get("meta", {}),
-            max_chars=int(doc.get("max_chars", 20000)),
+            max_chars=int(doc.get("max_chars", 20000)), reading=_reading(doc.get("reading", "plain"), path),
         )
+
+
+def _reading(reading: Any, path: Path) -> str:
+    if reading not in READINGS:
+        raise ModelError(f"risk classifier {path} has an unknown reading {reading!r} (known: {', '.join(READINGS)}):"
+                         " rebuild it with `mentalens train risk --data DIR`")
+    return str(reading)
 
 
 def default_path() -> Path:
@@ -189,6 +235,8 @@ class RiskTrainConfig:
     min_chars: int = 20
     target_benign_fpr: float = 0.005  # threshold_low: at most this share of everyday comments raised to low
     target_review_fpr: float = 0.02
+    reading: str = "neutral"  # gender- and name-neutral text at training and inference ("plain": as written)
+    augment: tuple[str, ...] = ("dialect", "age")  # counterfactual copies of training texts, with their label
 
 
 def cssrs_split(user_id: str, test_fraction: float = 0.3) -> str:
@@ -280,10 +328,21 @@ def train_classifier(
     step = progress or (lambda msg: None)
     step("loading data (leakage-guarded)")
     ds = build_datasets(data_dir, cfg)
+    if cfg.reading not in READINGS:
+        raise ModelError(f"unknown reading {cfg.reading!r}: use one of {', '.join(READINGS)}")
     texts = [t for t, _, _ in ds["train"]]
-    y = np.array([lab for _, lab, _ in ds["train"]])
+    labels = [lab for _, lab, _ in ds["train"]]
+    if cfg.augment:
+        from mentalens.analyze.train import augment_texts
+
+        step(f"counterfactual copies ({', '.join(cfg.augment)}) of {len(texts)} training texts")
+        copies, src = augment_texts(texts, cfg.augment)
+        ds["report"]["augmented_copies"] = len(copies)
+        texts, labels = texts + copies, labels + [labels[i] for i in src]
+    y = np.array(labels)
     step(f"vectorising {len(texts)} texts")
-    vec = TfidfVectorizer(analyzer="char_wb", ngram_range=cfg.ngram_range, preprocessor=preprocess,
+    vec = TfidfVectorizer(analyzer="char_wb", ngram_range=cfg.ngram_range,
+                          preprocessor=functools.partial(preprocess, reading=cfg.reading),
                           sublinear_tf=True, min_df=cfg.min_df, max_features=cfg.max_features, dtype=np.float64)
     X = vec.fit_transform(texts)
     step("fitting logistic regression")
@@ -291,7 +350,7 @@ def train_classifier(
     lr.fit(X, y)
     vocab = {t: int(i) for t, i in vec.vocabulary_.items()}
     clf = RiskClassifier(vocab, [float(v) for v in vec.idf_], [float(v) for v in lr.coef_[0]],
-                         float(lr.intercept_[0]), cfg.ngram_range)
+                         float(lr.intercept_[0]), cfg.ngram_range, reading=cfg.reading)
     step("choosing thresholds on validation data")
     val_texts = [t for t, _, _ in ds["val"]]
     pv = clf.probabilities(val_texts)

@@ -9,6 +9,7 @@ from mentalens.evaluate.bias.audit import (
     audit_analyzer,
     audit_backend,
     audit_records,
+    audit_risk,
     census,
 )
 from mentalens.evaluate.bias.counterfactuals import ATTRIBUTES, NAME_SOURCE, NAMES, Counterfactual, counterfactuals
@@ -26,6 +27,7 @@ __all__ = [
     "audit_analyzer",
     "audit_backend",
     "audit_records",
+    "audit_risk",
     "census",
     "counterfactuals",
     "write_bias_report",

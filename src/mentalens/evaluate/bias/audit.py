@@ -239,6 +239,13 @@ def _key(task_name: str, aspect: str | None) -> str:
     return head_key(get_task(task_name), aspect)
 
 
+def audit_risk(records: Sequence[ImhiRecord], config: BiasConfig) -> BiasResult:
+    """Audit the safety layer alone: its risk level of each post vs each counterfactual (no analyzer needed,
+    so a changed safety layer is re-audited without re-running any model)."""
+    posts, _post_id, cfs, skipped = _plan(records, config)
+    return BiasResult("safety_layer", [], _risk_pairs(posts, cfs), skipped, len(posts))
+
+
 def audit_analyzer(
     analyzer: Any, records: Sequence[ImhiRecord], config: BiasConfig, progress: Callable[[int, int], None] | None = None
 ) -> BiasResult:

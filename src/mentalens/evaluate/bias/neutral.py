@@ -1,10 +1,11 @@
-"""Gender- and name-neutral encoder input: the bias mitigation of the embedded analyzer (issue 10).
+"""Gender- and name-neutral reading: the bias mitigation of the embedded analyzer and the risk classifier.
 
-The analyzer's encoder reads every gendered word in a neutral form ("she"/"he" -> "they", "husband"/"wife"
--> "spouse", "mom"/"dad" -> "parent", ...) and every common first name as one fixed name, at training AND
-at inference, so a post and its gender- or name-swapped copy give the same features and the same labels.
-What people see (Analysis.text, evidence quotes, offsets) is always the original text: only what the
-encoder reads changes, and sentence spans are mapped onto the neutralised text.
+It lives beside the counterfactuals whose word lists it uses and imports nothing heavy, so the safety layer's
+rule path stays light. The analyzer's encoder reads every gendered word in a neutral form ("she"/"he" ->
+"they", "husband"/"wife" -> "spouse", "mom"/"dad" -> "parent", ...) and every common first name as one fixed
+name, at training AND at inference, so a post and its gender- or name-swapped copy give the same features and
+the same labels. What people see (Analysis.text, evidence quotes, offsets) is always the original text: only
+what the encoder reads changes, and sentence spans are mapped onto the neutralised text.
 
 Limits, stated plainly: the word lists are English and finite ("hubby", "mum", "wifey" are covered; a name
 not in the list is left as written); meaning-bearing words (pregnancy, gendered medicine, orientation) are
