@@ -84,8 +84,8 @@ class Pooled:
 
     def __init__(self, encoder: Any, texts: Sequence[str], cap: int):
         from mentalens.analyze.encoder import _runs, _token_owner
-        from mentalens.evaluate.bias.neutral import neutralize
         from mentalens.analyze.text import prepare
+        from mentalens.evaluate.bias.neutral import neutralize
 
         self.posts: list[list[tuple[int, list[int]]]] = []  # per post: (sentence index, window token ids)
         body = encoder.config.max_tokens - 2
