@@ -125,6 +125,9 @@ def test_dialect_and_pronoun_rewrites_keep_the_decision() -> None:
         assert assess(f"{subject} when there is drinking at home", use_classifier=False).flags["abuse"], subject
     assert not assess("she hurt me so much when she left", use_classifier=False).flags["abuse"]
     assert level("I have had frequent thoughts about dying and killing myself") == "moderate"
+    # "I ain't gonna lie" is a figure of speech like "not gonna lie": it negates nothing after it
+    for opener in ("not gonna lie", "I ain't gonna lie", "I'm not going to lie"):
+        assert level(f"{opener}, I have the pills here and I'm finna take them all tonight") == "imminent", opener
 
 
 def test_conversation_escalates_across_turns_and_tracks_message_index() -> None:
