@@ -165,18 +165,15 @@ def analyzer_part(
     return s
 
 
-SAFETY_FILES = ("lexicon.yaml", "risk_classifier.json.gz", "semantic_bank.json.gz", "prototypes.yaml")
-
-
 def _safety_digest() -> str:
-    """What decides the risk level: the lexicon, the classifier, the semantic bank (and the code's version)."""
-    from mentalens.paths import package_resource
-
+    """What decides the risk level and the pairs: every file of the safety package and its resources, and the
+    counterfactuals with the neutral reading (the classifier reads through it)."""
+    src = ROOT / "src" / "mentalens"
+    files = sorted((src / "safety").glob("*.py")) + sorted((src / "resources" / "safety").iterdir()) + [
+        src / "evaluate" / "bias" / "counterfactuals.py", src / "evaluate" / "bias" / "neutral.py"]
     h = hashlib.sha1()
-    for name in SAFETY_FILES:
-        h.update(package_resource("safety", name).read_bytes())
-    for mod in ("rules", "assess", "classifier", "semantic", "normalize"):
-        h.update((ROOT / "src" / "mentalens" / "safety" / f"{mod}.py").read_bytes())
+    for f in files:
+        h.update(f.name.encode() + f.read_bytes())
     return h.hexdigest()[:12]
 
 
