@@ -260,6 +260,9 @@ def finetune_lora(
         log(f"  epoch {epoch + 1} mean loss per task: {history[-1]}")
     model.eval()
     heads.eval()
+    if getattr(args, "save_adapter", None):  # the unmerged adapter (PEFT format), for integration
+        model.save_pretrained(args.save_adapter)
+        log(f"  adapter saved to {args.save_adapter}")
     merged = model.merge_and_unload()
     info = {
         "wall_s": round(time.time() - t0, 1),
@@ -384,6 +387,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="tiny smoke run (a couple of minutes); writes nothing")
     ap.add_argument("--output", default=None, help="results JSON (default bench/results/analyzer_finetune.json)")
+    ap.add_argument("--save-adapter", default=None, help="also save the trained LoRA adapter (PEFT format) here")
     args = ap.parse_args()
     if args.quick:
         args.epochs = 1
