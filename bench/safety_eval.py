@@ -45,8 +45,8 @@ RANK = {v: i for i, v in enumerate(LEVELS)}
 CORE_FLAGS = ("harm_to_others", "abuse", "medical_emergency", "others_at_risk")
 CSSRS_MAP = {"Supportive": "none", "Indicator": "low", "Ideation": "moderate", "Behavior": "high", "Attempt": "high"}
 DATA = REPO / "bench" / "data" / "safety_eval.jsonl"
-BENIGN = ("benign_lookalike", "challenge_benign", "c2_benign", "c3_benign")
-SPLITS = ("test", "challenge", "challenge2", "challenge3", "dev", "all")
+BENIGN = ("benign_lookalike", "challenge_benign", "c2_benign", "c3_benign", "c4_benign", "dev2_benign")
+SPLITS = ("test", "challenge", "challenge2", "challenge3", "challenge4", "dev", "dev2", "all")
 KINDS = ("system", "rules_classifier", "rules_only")  # system = rules + classifier + semantic layer
 OUT = REPO / "bench" / "results"
 
@@ -155,12 +155,12 @@ def html_report(result: dict) -> str:
     keys = ("recall_high_imminent", "recall_moderate_plus", "benign_false_alarm_rate", "exact_level_accuracy")
     parts.append("<h2>Side by side (system = rules + classifier + semantic layer)</h2><table border=1 cellpadding=4>"
                  "<tr><th>split</th><th>system</th>" + "".join(f"<th>{k}</th>" for k in keys) + "</tr>")
-    for split in ("dev", "test", "challenge", "challenge2", "challenge3"):
+    for split in ("dev", "dev2", "test", "challenge", "challenge2", "challenge3", "challenge4"):
         for kind in KINDS:
             m = result["labelled"][split][kind]
             parts.append(f"<tr><td>{split}</td><td>{kind}</td>" + "".join(f"<td>{m[k]}</td>" for k in keys) + "</tr>")
     parts.append("</table>")
-    for split in ("test", "challenge", "challenge2", "challenge3", "dev"):
+    for split in ("test", "challenge", "challenge2", "challenge3", "challenge4", "dev", "dev2"):
         m = result["labelled"][split]["system"]
         parts.append(f"<h2>Labelled set, {split} split (n={m['n']})</h2>")
         parts.append("<ul>" + "".join(f"<li>{k}: {m[k]}</li>" for k in keys) + "</ul>")
