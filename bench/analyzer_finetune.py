@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import shlex
 import sys
@@ -73,208 +72,6 @@ def _subsample(texts: list[str], labels: list[str], n: int, seed: int) -> tuple[
         return texts, labels
     idx = sorted(random.Random(seed).sample(range(len(texts)), n))
     return [texts[i] for i in idx], [labels[i] for i in idx]
-
-
-# ---------------------------------------------------------------------------------------------- LoRA training
-
-
-class Pooled:
-    """A post tokenised exactly as Encoder.encode reads it with unit="sentence" (neutral text, one window per
-    sentence run of <= max_tokens-2 tokens), capped at `cap` tokens for training."""
-
-    def __init__(self, encoder: Any, texts: Sequence[str], cap: int):
-        from mentalens.analyze.encoder import _runs, _token_owner
-        from mentalens.analyze.text import prepare
-        from mentalens.evaluate.bias.neutral import neutralize
-
-        self.posts: list[list[tuple[int, list[int]]]] = []  # per post: (sentence index, window token ids)
-        body = encoder.config.max_tokens - 2
-        tok = encoder.tokenizer
-        for t in texts:
-            p = prepare(t, allow_empty=True)
-            text, spans = p.encoder_text, p.encoder_spans
-            if encoder.config.neutralize:
-                text, spans = neutralize(text, spans)
-            ids = tok(text, add_special_tokens=False, return_offsets_mapping=True) if text else None
-            windows: list[tuple[int, list[int]]] = []
-            used = 0
-            if ids is not None and ids["input_ids"]:
-                owner = _token_owner(ids["offset_mapping"], spans)
-                for s, e in _runs(owner, len(ids["input_ids"]), body):
-                    room = cap - used - 2
-                    if room <= 0:
-                        break
-                    e = min(e, s + room)
-                    windows.append((int(owner[s]), [encoder.cls_id, *ids["input_ids"][s:e], encoder.sep_id]))
-                    used += e - s + 2
-            if not windows:  # an empty post reads as [CLS][SEP]
-                windows.append((0, [encoder.cls_id, encoder.sep_id]))
-            self.posts.append(windows)
-
-    def tokens(self, i: int) -> int:
-        return sum(len(w) for _, w in self.posts[i])
-
-
-def pooled_features(model: Any, pooled: Pooled, idx: Sequence[int], pad_id: int, chunk_tokens: int = 1024) -> Any:
-    """Differentiable post features (n, 768) = [l2(mean of all tokens), max over l2(sentence means)]: the
-    function `features.encoded_features` computes from frozen encodings."""
-    import torch
-    import torch.nn.functional as F
-
-    windows = []  # (post row, sentence slot, ids)
-    slots: dict[tuple[int, int], int] = {}
-    for row, i in enumerate(idx):
-        for sent, ids in pooled.posts[i]:
-            windows.append((row, slots.setdefault((row, sent), len(slots)), ids))
-    order = sorted(range(len(windows)), key=lambda w: len(windows[w][2]))
-    sums: list[Any] = [None] * len(windows)
-    counts = torch.tensor([len(w[2]) for w in windows], dtype=torch.float32)
-    start = 0
-    while start < len(order):  # length-sorted chunks: little padding
-        end = start + 1
-        while end < len(order) and (end - start + 1) * len(windows[order[end]][2]) <= chunk_tokens:
-            end += 1
-        group = order[start:end]
-        width = len(windows[group[-1]][2])
-        ids = torch.full((len(group), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(group), width), dtype=torch.long)
-        for j, w in enumerate(group):
-            seq = windows[w][2]
-            ids[j, : len(seq)] = torch.tensor(seq)
-            mask[j, : len(seq)] = 1
-        hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state
-        summed = (hidden * mask.unsqueeze(-1)).sum(1)
-        for j, w in enumerate(group):
-            sums[w] = summed[j]
-        start = end
-    S = torch.stack(sums)
-    post_of_window = torch.tensor([w[0] for w in windows])
-    slot_of_window = torch.tensor([w[1] for w in windows])
-    n, dim = len(idx), S.shape[1]
-    post_sum = torch.zeros(n, dim).index_add(0, post_of_window, S)
-    post_cnt = torch.zeros(n).index_add(0, post_of_window, counts)
-    mean = F.normalize(post_sum / post_cnt.clamp(min=1).unsqueeze(1), dim=1, eps=1e-12)
-    sent_sum = torch.zeros(len(slots), dim).index_add(0, slot_of_window, S)
-    sent_cnt = torch.zeros(len(slots)).index_add(0, slot_of_window, counts)
-    sent_vec = F.normalize(sent_sum / sent_cnt.clamp(min=1).unsqueeze(1), dim=1, eps=1e-12)
-    post_of_slot = torch.zeros(len(slots), dtype=torch.long)
-    for (row, _), s in slots.items():
-        post_of_slot[s] = row
-    mx = torch.full((n, dim), -math.inf).scatter_reduce(
-        0, post_of_slot.unsqueeze(1).expand(-1, dim), sent_vec, reduce="amax", include_self=True
-    )
-    return torch.cat([mean, mx], dim=1)
-
-
-FEATURE_SCALE = 10.0  # unit-length features: a fixed scale lets the linear heads reach confident logits
-
-
-def finetune_lora(
-    encoder: Any,
-    tasks: dict[str, tuple[list[str], list[list[str]], list[tuple[str, ...]]]],
-    args: argparse.Namespace,
-    log: Any,
-) -> tuple[Any, dict[str, Any], dict[str, Any]]:
-    """Multi-task LoRA training; tasks[name] = (texts, labels per head (one list per head), label names per head).
-
-    Returns the merged encoder model, the trained linear heads {task: [Linear per head]} and a training log."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-
-    torch.manual_seed(args.seed)
-    rng = random.Random(args.seed)
-    cfg = LoraConfig(r=args.rank, lora_alpha=2 * args.rank, lora_dropout=0.1, target_modules=args.targets.split(","))
-    model = get_peft_model(encoder.model, cfg)
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    dim = 2 * encoder.dim  # mean + max
-    heads = torch.nn.ModuleDict(
-        {
-            name.replace(".", "_"): torch.nn.ModuleList([torch.nn.Linear(dim, len(n)) for n in names_list])
-            for name, (_, _, names_list) in tasks.items()
-        }
-    )
-    pooled = {name: Pooled(encoder, texts, args.max_tokens) for name, (texts, _, _) in tasks.items()}
-    targets = {
-        name: [torch.tensor([names.index(y) for y in ys]) for ys, names in zip(labels, names_list, strict=True)]
-        for name, (_, labels, names_list) in tasks.items()
-    }
-
-    def batches() -> list[tuple[str, list[int]]]:
-        out = []
-        for name, pp in pooled.items():
-            order = list(range(len(pp.posts)))
-            rng.shuffle(order)
-            cur: list[int] = []
-            tokens = 0
-            for i in order:
-                if cur and (tokens + pp.tokens(i) > args.batch_tokens or len(cur) >= args.batch_posts):
-                    out.append((name, cur))
-                    cur, tokens = [], 0
-                cur.append(i)
-                tokens += pp.tokens(i)
-            if cur:
-                out.append((name, cur))
-        rng.shuffle(out)  # tasks mixed: one task per step, in random order
-        return out
-
-    steps_per_epoch = len(batches())
-    total = max(1, steps_per_epoch * args.epochs)
-    warmup = max(1, int(0.06 * total))
-    opt = torch.optim.AdamW(
-        [
-            {"params": [p for p in model.parameters() if p.requires_grad], "lr": args.lr},
-            {"params": list(heads.parameters()), "lr": args.head_lr},
-        ],
-        weight_decay=0.01,
-    )
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total - s) / max(1, total - warmup))
-    )
-    model.train()
-    heads.train()
-    t0, c0, step, tokens_seen = time.time(), time.process_time(), 0, 0
-    history = []
-    for epoch in range(args.epochs):
-        run_loss: dict[str, list[float]] = {}
-        for name, idx in batches():
-            feats = pooled_features(model, pooled[name], idx, encoder.pad_id) * FEATURE_SCALE
-            loss = sum(
-                torch.nn.functional.cross_entropy(head(feats), tgt[idx])
-                for head, tgt in zip(heads[name.replace(".", "_")], targets[name], strict=True)
-            )
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], 1.0)
-            opt.step()
-            sched.step()
-            step += 1
-            tokens_seen += sum(pooled[name].tokens(i) for i in idx)
-            run_loss.setdefault(name, []).append(float(loss.detach()))
-            if step % 25 == 0 or step == total:
-                el = time.time() - t0
-                log(
-                    f"  step {step}/{total} (epoch {epoch + 1}) {tokens_seen / el:,.0f} tokens/s, "
-                    f"eta {el / step * (total - step) / 60:.1f} min, loss[{name}] {float(loss.detach()):.3f}"
-                )
-        history.append({k: round(float(np.mean(v)), 4) for k, v in run_loss.items()})
-        log(f"  epoch {epoch + 1} mean loss per task: {history[-1]}")
-    model.eval()
-    heads.eval()
-    if getattr(args, "save_adapter", None):  # the unmerged adapter (PEFT format), for integration
-        model.save_pretrained(args.save_adapter)
-        log(f"  adapter saved to {args.save_adapter}")
-    merged = model.merge_and_unload()
-    info = {
-        "wall_s": round(time.time() - t0, 1),
-        "cpu_s": round(time.process_time() - c0, 1),
-        "steps": step,
-        "tokens": tokens_seen,
-        "tokens_per_s": round(tokens_seen / max(time.time() - t0, 1e-9), 1),
-        "trainable_params": int(trainable),
-        "adapter_fp32_bytes": int(4 * trainable),
-        "loss_per_epoch": history,
-    }
-    return merged, {n: heads[n.replace(".", "_")] for n in tasks}, info
 
 
 # ---------------------------------------------------------------------------------------------- features + heads
@@ -355,6 +152,7 @@ def joint_head_scores(
     import torch
 
     from mentalens.analyze.train import weighted_f1
+    from mentalens.analyze.tuning import FEATURE_SCALE
 
     out = {}
     with torch.no_grad():
@@ -403,6 +201,7 @@ def main() -> None:
     from mentalens.analyze.encoder import Encoder, EncoderConfig
     from mentalens.analyze.features import FeatureCache
     from mentalens.analyze.train import TrainConfig
+    from mentalens.analyze.tuning import TuningConfig, tune_encoder, tuning_tasks
     from mentalens.data import LeakageGuard
     from mentalens.data.io import atomic_write
     from mentalens.paths import cache_dir, resolve_data_dir
@@ -426,29 +225,23 @@ def main() -> None:
     uniq = list(dict.fromkeys(all_texts))
 
     # ---- B first (the frozen arm's features may still be filling the on-disk cache in another process)
-    tune_tasks: dict[str, tuple[list[str], list[list[str]], list[tuple[str, ...]]]] = {}
-    subsampled = {}
-    for key in ("DR", "dreaddit", "SAD", "CAMS"):
-        h = td.heads[key]
-        texts, labels = _subsample(list(h.train.texts), list(h.train.labels), args.max_train_posts or 10**9, args.seed)
-        tune_tasks[key] = (texts, [labels], [tuple(h.labels)])
-        subsampled[key] = {"used": len(texts), "of": len(h.train)}
-    irf = [td.heads[k] for k in ("IRF.thwarted belongingness", "IRF.perceived burdensomeness")]
-    assert irf[0].extra_train.texts == irf[1].extra_train.texts  # one raw IRF post, both risk factors
-    n_irf = len(irf[0].extra_train)
-    keep = sorted(random.Random(args.seed).sample(range(n_irf), min(n_irf, args.max_train_posts or n_irf)))
-    tune_tasks["IRF"] = (
-        [irf[0].extra_train.texts[i] for i in keep],
-        [[h.extra_train.labels[i] for i in keep] for h in irf],
-        [tuple(h.labels) for h in irf],
-    )
-    subsampled["IRF (raw train)"] = {"used": len(keep), "of": n_irf}
+    tune_tasks = tuning_tasks(td, args.max_train_posts, args.seed)
+    subsampled = {("IRF (raw train)" if k == "IRF" else k): {"used": len(v[0]), "of": len(td.heads[k].train)
+                  if k != "IRF" else len(td.heads["IRF.thwarted belongingness"].extra_train)}
+                  for k, v in tune_tasks.items()}  # fmt: skip
     task_heads = {k: [(k, labels_of[k])] for k in ("DR", "dreaddit", "SAD", "CAMS")}
-    task_heads["IRF"] = [(h.key, labels_of[h.key]) for h in irf]
+    task_heads["IRF"] = [(k, labels_of[k]) for k in ("IRF.thwarted belongingness", "IRF.perceived burdensomeness")]
     log(f"B LoRA: r={args.rank} on {args.targets}, {args.epochs} epoch(s), posts per task {subsampled}")
     tuned = Encoder(enc_cfg)
-    merged, joint_heads, train_info = finetune_lora(tuned, tune_tasks, args, log)
-    tuned.model = merged.eval()
+    tcfg = TuningConfig(rank=args.rank, targets=tuple(args.targets.split(",")), epochs=args.epochs, lr=args.lr,
+                        head_lr=args.head_lr, max_tokens=args.max_tokens, batch_tokens=args.batch_tokens,
+                        batch_posts=args.batch_posts, max_train_posts=args.max_train_posts, seed=args.seed)  # fmt: skip
+    result = tune_encoder(tuned, tune_tasks, tcfg, log)
+    if args.save_adapter:  # unmerged, PEFT format: ship it with `mentalens train analyzer --set adapter=DIR`
+        result.save_adapter(args.save_adapter, enc_cfg.model)
+        log(f"  adapter saved to {args.save_adapter}")
+    joint_heads, train_info = result.heads, result.info
+    tuned.model = result.merged().eval()
     log(f"B LoRA: trained in {train_info['wall_s']:.0f}s wall ({train_info['cpu_s']:.0f} CPU-s); extracting features")
     # ---- A: frozen (features cached on disk per encoder fingerprint, like `mentalens train analyzer`)
     log(f"A frozen: features of {len(set(all_texts))} distinct posts (torch fp32, neutral reading)")

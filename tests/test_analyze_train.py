@@ -90,3 +90,21 @@ def test_headset_roundtrip(tmp_path):
         assert np.allclose(hs.probabilities(hs.logits(X), key), back.probabilities(back.logits(X), key))
     assert np.allclose(back.probabilities(back.logits(X), "SAD").sum(1), 1)
     assert back.specs["emotions"].thresholds == [0.3, 0.6]
+
+
+def test_the_encoder_is_tuned_on_train_splits_only(training_data):
+    from mentalens.analyze.tuning import tuning_tasks
+
+    guard, td = training_data
+    tasks = tuning_tasks(td)
+    assert set(tasks) == {"DR", "dreaddit", "SAD", "CAMS", "IRF"}
+    val = {t for h in td.heads.values() for t in h.val.texts}  # every task's: IMHI sets share posts
+    for name, (texts, labels, names) in tasks.items():
+        assert texts and not any(t in val for t in texts), name  # validation posts stay unseen by the encoder
+        assert not any(guard.contains(t) for t in texts), name
+        assert all(len(ys) == len(texts) and set(ys) <= set(n) for ys, n in zip(labels, names, strict=True))
+    assert len(tasks["IRF"][1]) == 2  # both risk factors of each raw IRF post
+    small = tuning_tasks(td, max_posts=50, seed=1)
+    assert all(len(t[0]) == 50 for t in small.values())
+    assert len(tasks["CAMS"][0]) < len(td.heads["CAMS"].train)  # CAMS train holds Irf/MultiWD val posts
+    assert small["DR"][0] == tuning_tasks(td, max_posts=50, seed=1)["DR"][0]  # fixed seed, same subset

@@ -37,6 +37,14 @@ def default_artefact() -> Path:
     return package_resource("analyzer")
 
 
+def encoder_config(meta: dict[str, Any], folder: Path | None) -> EncoderConfig:
+    """The encoder an artefact's manifest names; its adapter (if any) lives in the artefact folder."""
+    cfg = EncoderConfig(**meta)
+    if cfg.adapter and folder is not None and not Path(cfg.adapter).is_absolute():
+        cfg.adapter = str(folder / cfg.adapter)
+    return cfg
+
+
 def head_key(task: Task, aspect: str | None = None) -> str:
     """The Analysis.tasks key of a task (and aspect): "DR", "IRF.thwarted belongingness", ..."""
     if not task.aspects:
@@ -51,7 +59,7 @@ class Analyzer:
         self.heads = heads
         self.path = path
         self.feature_kind: str = heads.meta.get("features", "mean+max")
-        self.encoder = encoder or Encoder(EncoderConfig(**heads.meta.get("encoder", {})))
+        self.encoder = encoder or Encoder(encoder_config(heads.meta.get("encoder", {}), path))
         if self.encoder.dim * (2 if self.feature_kind == "mean+max" else 1) != heads.dim:
             raise ModelError(
                 f"the encoder {self.encoder.config.model!r} gives {self.encoder.dim}-d vectors but the analyzer "

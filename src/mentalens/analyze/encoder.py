@@ -25,6 +25,7 @@ import hashlib
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -46,6 +47,7 @@ class EncoderConfig:
     batch_tokens: int = 8192  # padded tokens per forward pass
     runtime: str = "torch"  # "torch" | "onnx" (ONNX Runtime; exported once and cached)
     neutralize: bool = False  # the encoder reads gendered words and first names neutralised (bias mitigation)
+    adapter: str | None = None  # a LoRA adapter folder (PEFT format) merged into the weights on load
 
 
 @dataclass
@@ -112,6 +114,8 @@ class Encoder:
                     hf_logging.enable_progress_bar()
         except (OSError, ValueError) as exc:
             raise ModelError(f"cannot load the encoder {path!r}: {exc}; pass a sentence-transformers folder") from None
+        if self.config.adapter:
+            model = _merge_adapter(model, self.config.adapter)
         model.eval()
         # posts are windowed here, never truncated by the tokenizer: silence its length warning
         self.tokenizer.model_max_length = 1 << 30
@@ -142,6 +146,10 @@ class Encoder:
             from mentalens.analyze.onnx import ONNX_VERSION
 
             key += f"|onnx-v{ONNX_VERSION}"
+        if c.adapter:  # a tuned encoder: its own features
+            from mentalens.analyze.tuning import adapter_digest
+
+            key += f"|adapter-{adapter_digest(c.adapter)}"
         return hashlib.sha1(key.encode()).hexdigest()[:12]
 
     # ------------------------------------------------------------------------------------------ encoding
@@ -241,6 +249,25 @@ class Encoder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.stack([e.post_vector for e in self.encode(texts, unit="post")])
+
+
+def _merge_adapter(model: Any, adapter: str) -> Any:
+    """The base encoder with a LoRA adapter folded into its weights (no PEFT wrapper left at run time)."""
+    from pathlib import Path
+
+    if not (Path(adapter) / "adapter_config.json").is_file():
+        raise ModelError(
+            f"encoder adapter {adapter!r} not found (no adapter_config.json): rebuild the artefact with "
+            "`mentalens train analyzer` or remove 'adapter' from its manifest"
+        )
+    try:
+        from peft import PeftModel
+
+        return PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    except ImportError:
+        raise ModelError("this analyzer's encoder has a LoRA adapter, which needs peft: pip install peft") from None
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise ModelError(f"cannot apply the encoder adapter {adapter!r} ({exc}): rebuild the artefact") from None
 
 
 def _token_owner(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]) -> np.ndarray:

@@ -1,5 +1,8 @@
 """`mentalens train analyzer`: rebuild the analyzer artefact from leakage-free data with fixed seeds.
 
+First the encoder is LoRA-tuned on the train splits (`analyze.tuning`; skipped with tuning.enabled=false, reused
+from the cache or from adapter=DIR), then the heads are fitted on the tuned encoder's features:
+
 For each head: features of every training post (cached on disk per encoder), then logistic regression with
 its inverse regularisation C (and, for IRF, the weight of the differently-labelled raw IRF posts) chosen by
 stratified k-fold cross-validation on the leakage-free training + validation posts, the decision threshold of
@@ -14,7 +17,11 @@ IMHI test sets are never read here except by the leakage guard, which removes th
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import os
 import platform
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +32,9 @@ from mentalens.analyze.datasets import HeadData, TrainingData, build_training_da
 from mentalens.analyze.encoder import Encoder, EncoderConfig
 from mentalens.analyze.features import FeatureCache
 from mentalens.analyze.heads import HeadSet, HeadSpec, logit
+from mentalens.analyze.tuning import TuningConfig, adapter_digest, tune_encoder, tuning_tasks
 from mentalens.data import GOEMOTIONS_LABELS, LeakageGuard
+from mentalens.errors import ConfigError
 from mentalens.paths import cache_dir, resolve_data_dir
 from mentalens.tasks import get_task
 
@@ -50,6 +59,13 @@ class TrainConfig:
     # is only ever in the fold of its source post. Gender and names need none: the encoder reads them neutral.
     augment: tuple[str, ...] = ("dialect", "age")
     cache: str | None = None  # feature cache folder (default: the user cache dir)
+    # the encoder is LoRA-tuned on the train splits first (analyze.tuning; bench/analyzer_finetune.py measured
+    # that it pays); `adapter` reuses an already trained adapter folder instead of training one
+    tuning: TuningConfig = dataclasses.field(default_factory=TuningConfig)
+    adapter: str | None = None
+
+
+ADAPTER_DIR = "adapter"  # the adapter's folder inside the artefact
 
 
 # ---------------------------------------------------------------------------------------------- metrics
@@ -359,7 +375,8 @@ def train_analyzer(
     td: TrainingData = build_training_data(data, guard, seed=cfg.seed)
     for name, rep in sorted(td.leakage.items()):
         log(f"  {name}: kept {rep.kept}, dropped {rep.dropped}")
-    encoder = Encoder(cfg.encoder)
+    enc_cfg = dataclasses.replace(cfg.encoder, adapter=_encoder_adapter(cfg, td, log))
+    encoder = Encoder(enc_cfg)
     cache = FeatureCache(encoder, Path(cfg.cache) if cfg.cache else cache_dir("analyzer", "features"), cfg.features)
 
     def feats(texts: list[str], name: str) -> np.ndarray:
@@ -427,14 +444,16 @@ def train_analyzer(
         specs.append(f.spec)
         Ws.append(f.W)
         bs.append(f.b)
+    shipped_encoder = dataclasses.replace(cfg.encoder, adapter=ADAPTER_DIR if enc_cfg.adapter else None)
     meta = {
-        "encoder": dataclasses.asdict(cfg.encoder),
+        "encoder": dataclasses.asdict(shipped_encoder),
         "features": cfg.features,
         "trained": {
             "seed": cfg.seed,
             "folds": cfg.folds,
             "c_grid": list(cfg.c_grid),
             "augment": list(cfg.augment),
+            "tuning": _tuning_log(enc_cfg.adapter),
             "command": "mentalens train analyzer --data DIR --output src/mentalens/resources/analyzer",
             "leakage": td.leakage_summary(),
             "counts": {k: h.counts() for k, h in td.heads.items()}
@@ -446,9 +465,67 @@ def train_analyzer(
     out = None
     if output is not None:
         out = Path(output).expanduser()
+        if enc_cfg.adapter:
+            _copy_adapter(Path(enc_cfg.adapter), out / ADAPTER_DIR)
         heads.save(out)
         log(f"wrote the analyzer artefact to {out}")
     return TrainResult(heads, {s.key: s.metrics for s in specs}, td.leakage_summary(), out)
+
+
+def _encoder_adapter(cfg: TrainConfig, td: TrainingData, log: Log) -> str | None:
+    """The adapter folder the heads are trained over: the one given, one trained earlier on the same data with
+    the same settings (cached by their hash), or a new one (tens of minutes on a 2-core CPU)."""
+    if cfg.adapter:
+        folder = Path(cfg.adapter).expanduser()
+        if not (folder / "adapter_config.json").is_file():
+            raise ConfigError(f"adapter={cfg.adapter}: no adapter_config.json there: give a PEFT adapter folder")
+        log(f"encoder: reusing the LoRA adapter in {folder} ({adapter_digest(folder)})")
+        return str(folder)
+    if not cfg.tuning.enabled:
+        return None
+    tasks = tuning_tasks(td, cfg.tuning.max_train_posts, cfg.tuning.seed)
+    h = hashlib.sha1(json.dumps([dataclasses.asdict(cfg.tuning), dataclasses.asdict(cfg.encoder)], sort_keys=True,
+                                default=str).encode())  # fmt: skip
+    for name, (texts, labels, _) in sorted(tasks.items()):
+        h.update(name.encode())
+        h.update(json.dumps([texts, labels]).encode())
+    folder = cache_dir("analyzer", "adapters") / h.hexdigest()[:16]
+    if (folder / "adapter_config.json").is_file():
+        log(f"encoder: LoRA adapter already trained on this data with these settings: {folder}")
+        return str(folder)
+    base = dataclasses.replace(cfg.encoder, runtime="torch", quantize=False, adapter=None)
+    n = {k: len(v[0]) for k, v in tasks.items()}
+    log(f"encoder: LoRA fine-tuning (r={cfg.tuning.rank}, {cfg.tuning.epochs} epochs) on the train splits {n}")
+    result = tune_encoder(Encoder(base), tasks, cfg.tuning, log)
+    tmp = folder.with_name(folder.name + f".{os.getpid()}.part")
+    shutil.rmtree(tmp, ignore_errors=True)
+    result.save_adapter(tmp, cfg.encoder.model)
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.replace(folder)
+    log(f"encoder: adapter trained in {result.info['wall_s']:.0f}s, saved to {folder}")
+    return str(folder)
+
+
+def _tuning_log(adapter: str | None) -> dict[str, Any] | None:
+    """What the adapter's training wrote about itself (settings, posts, loss), for the manifest."""
+    if not adapter:
+        return None
+    f = Path(adapter) / "training.json"
+    info = json.loads(f.read_text()) if f.is_file() else {}
+    keep = ("config", "posts", "steps", "tokens", "trainable_params", "loss_per_epoch")
+    return {"adapter_sha1": adapter_digest(adapter), **{k: info[k] for k in keep if k in info}}
+
+
+def _copy_adapter(src: Path, dst: Path) -> None:
+    """Copy the adapter files into the artefact (atomically replacing an older adapter)."""
+    tmp = dst.with_name(dst.name + ".part")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in ("adapter_config.json", "adapter_model.safetensors", "training.json"):
+        if (src / name).is_file():
+            shutil.copyfile(src / name, tmp / name)
+    shutil.rmtree(dst, ignore_errors=True)
+    tmp.replace(dst)
 
 
 __all__ = ["TrainConfig", "TrainResult", "train_analyzer", "weighted_f1"]
