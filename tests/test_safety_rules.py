@@ -200,3 +200,130 @@ def test_import_and_rule_path_stay_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+# ------------------------------------------------------------------ issue 7: constructs generalised on dev/dev2
+# Each construct added or widened after challenge4 was frozen, with a benign look-alike that must stay "none".
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # euphemisms and methods widened in the ACT / METHOD macros
+        ("sometimes I want to end my existence", "moderate"),
+        ("I'm going to starve myself to death", "high"),
+        ("this job is going to work me to death", "none"),
+        ("I'm going to open my veins", "high"),
+        ("can you open my window", "none"),
+        ("I plan to drive off the embankment", "high"),
+        ("I need to drive into the city tomorrow", "none"),
+        # medication names in the drug list
+        ("I've been stockpiling my zoloft", "high"),
+        ("I take zoloft every morning", "none"),
+        # timing: "once everyone is asleep", "in a minute"
+        ("I'm going to kill myself once everyone is asleep", "imminent"),
+        ("I'll call you once everyone is asleep", "none"),
+        # command voices, "would fix everything", jumping from a height, imagined methods, "use it on myself"
+        ("the voice in my head keeps telling me to kill myself", "moderate"),
+        ("my brain keeps telling me to eat cake", "none"),
+        ("ending it all would solve everything", "moderate"),
+        ("ending the meeting early would solve everything", "none"),
+        ("I want to jump whenever I'm on a balcony", "moderate"),
+        ("I want to jump on the trampoline", "none"),
+        ("I keep picturing myself stepping in front of a bus", "moderate"),
+        ("I imagine myself walking onto the stage", "none"),
+        ("sometimes I think I'd turn the gun on myself", "moderate"),
+        ("I used it on my hair", "none"),
+        ("I feel like I should just kill myself", "moderate"),
+        ("I feel like I should call my mum", "none"),
+        # self-harm: more body parts, tools, "until it bleeds"
+        ("I carved into my hip last night", "high"),
+        ("I scratch myself with a pin until it bleeds", "high"),
+        ("I cut my hair with scissors", "none"),
+        ("I hit my head on the door", "none"),
+        # passive wish
+        ("I wish a bus would hit me", "low"),
+        ("I hope the bus comes soon", "none"),
+        ("things would be easier if I stopped existing", "low"),
+        ("things would be easier if I stopped procrastinating", "none"),
+        # preparation and farewell
+        ("I wrote letters to my kids so they know it's not their fault", "high"),
+        ("I wrote letters to my grandparents about my trip", "none"),
+        ("I gave my guitar to my cousin, I won't need it anymore", "high"),
+        ("I gave my old phone to my brother since I got a new one", "none"),
+        ("Tying up loose ends before I go.", "high"),
+        ("Tying up loose ends at work before my holiday", "none"),
+        ("Tell my sister I loved her", "high"),
+        ("I told my sister I loved her dress", "none"),
+        ("Everything's in order, I'm at peace with my decision", "high"),
+        ("Everything's in order for the party", "none"),
+        # plan
+        ("I've worked out how many tablets would be enough to not wake up", "high"),
+        ("I know exactly which bus to take", "none"),
+        ("I've decided how I'm going to do it, pills and wine", "high"),
+        ("I've decided how I'm going to do it: paint first, then the floors", "none"),
+        # aborted / interrupted attempts
+        ("Last week I had the cord around my neck", "high"),
+        ("a scarf around my neck keeps me warm", "none"),
+        ("I went up there with the rope but chickened out", "high"),
+        ("I chickened out of the bungee jump", "none"),
+        # under way: too deep, over the edge, charcoal, poison, at the railing, means laid out, "sleep forever"
+        ("I cut too deep and it won't stop", "imminent"),
+        ("I went too deep into the cave", "none"),
+        ("I'm on the bridge with one leg over the railing", "imminent"),
+        ("I leaned over the railing to take a photo", "none"),
+        ("The charcoal is lit. Goodbye.", "imminent"),
+        ("The charcoal is lit, burgers in 10", "none"),
+        ("I just drank bleach", "imminent"),
+        ("I drank a glass of water", "none"),
+        ("I'm sitting on the ledge of the building", "imminent"),
+        ("I'm sitting on the edge of the bed", "none"),
+        ("The pills are lined up on my desk and I'm taking them tonight", "imminent"),
+        ("The pills are lined up on the pharmacy shelf", "none"),
+        ("Tonight I go to sleep forever", "imminent"),
+        ("I'm going to sleep for twelve hours", "none"),
+        # Spanish
+        ("Pienso que lo mejor es suicidarme", "moderate"),
+        ("Pienso que lo mejor es descansar", "none"),
+        ("No puedo dejar de pensar en el suicidio", "moderate"),
+        ("Ya sé dónde lo voy a hacer", "high"),
+        ("Ya sé dónde voy a cenar", "none"),
+        ("Llevo semanas acumulando pastillas", "high"),
+        ("Estoy guardando las pastillas en el cajón", "none"),
+        ("Intenté tirarme del puente el mes pasado", "high"),
+        ("Intenté tirarme en paracaídas", "none"),
+        ("La soga está lista, esta noche lo hago", "imminent"),
+        ("La cuerda está lista para la mudanza", "none"),
+        ("Acabo de tragarme todas mis pastillas", "imminent"),
+        ("Me tomé como dos pastillas para el dolor de cabeza", "none"),
+        ("Estoy parado en el borde del puente y voy a saltar", "imminent"),
+        ("Estoy parado en el puente viendo el atardecer", "none"),
+        ("Voy a matarme en cuanto se duerman", "imminent"),
+        # spelling correction must not turn real words into clinical ones
+        ("I'm homeless right now and it's freezing", "none"),
+        ("I keep stepping on lego", "none"),
+    ],
+)
+def test_generalised_constructs(text: str, expected: str) -> None:
+    assert level(text) == expected
+
+
+def test_spell_correction_keeps_real_words() -> None:
+    from mentalens.safety.normalize import correct_token
+
+    for word in ("homeless", "stepping", "seeking", "butter", "commenting", "overcome"):
+        assert correct_token(word) is None
+    assert correct_token("hopeles") == "hopeless"
+
+
+def test_yes_to_think_about_suicide_question() -> None:
+    conv = [{"role": "assistant", "content": "Do you ever think about suicide?"},
+            {"role": "user", "content": "yes, sometimes"}]
+    assert level(conv) == "moderate"
+    conv[1]["content"] = "no, never"
+    assert level(conv) == "none"
+
+
+def test_blood_from_a_cut_is_a_medical_emergency() -> None:
+    a = assess("there's blood everywhere from my wrist", use_classifier=False)
+    assert a.level == RiskLevel.IMMINENT and a.flags["medical_emergency"]
+    b = assess("blood everywhere in that horror film", use_classifier=False)
+    assert b.level == RiskLevel.NONE and not b.flags["medical_emergency"]

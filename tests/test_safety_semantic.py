@@ -16,7 +16,7 @@ from mentalens.safety import semantic as sem
 from mentalens.safety import sentence_encoder as se
 
 EVAL = Path(__file__).resolve().parents[1] / "bench" / "data" / "safety_eval.jsonl"
-BENIGN = {"benign_lookalike", "challenge_benign", "c2_benign", "c3_benign"}
+BENIGN = {"benign_lookalike", "challenge_benign", "c2_benign", "c3_benign", "c4_benign", "dev2_benign"}
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +116,7 @@ def test_shipped_bank_matches_the_prototype_file(bank) -> None:
 
 
 def test_held_out_splits_stay_held_out(bank, encoder, rows) -> None:
-    held = [r for r in rows if r["split"] in ("test", "challenge3")]
+    held = [r for r in rows if r["split"] in ("test", "challenge3", "challenge4")]
     texts = []
     for r in held:
         msgs = [m if isinstance(m, str) else m.get("content", "") for m in r["messages"]]

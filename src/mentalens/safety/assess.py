@@ -26,7 +26,7 @@ _ES_WORDS = frozenset("que de la el y en los las me mi mis por para con una un e
 _EN_WORDS = frozenset("the i and to my is it you a of in that me want im this with for but be have just so "
                       "not do dont what all can about feel like was are if will its ive".split())
 _ASKED_SAFETY = re.compile(
-    r"(?:thoughts?\s+(?:of|about)\s+(?:suicide|ending\s+your\s+life|killing\s+yourself|hurting\s+yourself|"
+    r"(?:(?:thoughts?|think(?:ing)?)\s+(?:of|about)\s+(?:suicide|ending\s+your\s+life|killing\s+yourself|hurting\s+yourself|"
     r"self[\s-]*harm|dying|death)|suicidal|kill(?:ing)?\s+yourself|end(?:ing)?\s+your\s+(?:own\s+)?life|"
     r"hurt(?:ing)?\s+yourself|harm(?:ing)?\s+yourself|take\s+your\s+(?:own\s+)?life|quitarte\s+la\s+vida|"
     r"suicidarte|matarte|hacerte\s+dano|pensamientos\s+suicidas|(?:a|un)\s+plan\b|how\s+you\s+would\s+do\s+it|"

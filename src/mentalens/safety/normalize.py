@@ -33,6 +33,11 @@ _PROTECTED = frozenset({
     "beater", "thanking", "thinning", "sweeping", "comment", "commits", "everyones", "goodbyes", "matarte",
     "quitarte", "cortarte", "morirte", "intentar", "cuttings", "overdue", "overdoes", "tonights", "attempt",
     "attempts", "thinks",
+    # real words that the distance-2 rule would rewrite (found by correcting every GoEmotions word: "homeless"
+    # became "hopeless", "stepping" became "sleeping")
+    "homeless", "hapless", "butter", "bette", "commenting", "commuting", "commie", "seeking", "seeming",
+    "seeping", "sheeting", "slipping", "slumping", "speeding", "steering", "stepping", "sneezing", "slapping",
+    "tanking", "tricking", "ticking", "overcome", "overcoming", "overdone", "overjoyed", "endings", "everton",
 })
 _TOKEN = re.compile(r"[a-z]+")
 

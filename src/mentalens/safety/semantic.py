@@ -18,9 +18,9 @@ Contract (tested in tests/test_safety_semantic.py):
 
 The bank (`semantic_bank.json.gz`) is built by `mentalens train risk-semantic`: it embeds the prototypes,
 DROPS every prototype that is a near-duplicate (cosine >= 0.9) of a sentence of a held-out split of
-bench/data/safety_eval.jsonl (test, challenge, challenge2, challenge3) so those splits stay held out, and
-chooses `threshold` and `margin` on the DEV split only (its risk items and its benign look-alikes) plus
-GoEmotions dev comments as everyday text. The test/challenge/challenge2/challenge3 splits are NEVER used to
+bench/data/safety_eval.jsonl (test, challenge, challenge2, challenge3, challenge4) so those splits stay held out,
+and chooses `threshold` and `margin` on the DEV and DEV2 splits only (its risk items and its benign look-alikes) plus
+GoEmotions dev comments as everyday text. The test/challenge/challenge2/challenge3/challenge4 splits are NEVER used to
 tune anything here; they are only read to drop near-duplicate prototypes.
 """
 
@@ -48,7 +48,9 @@ log = logging.getLogger("mentalens.safety.semantic")
 ARTEFACT = "semantic_bank.json.gz"
 PROTOTYPES = "prototypes.yaml"
 FORMAT_VERSION = 1
-HELD_OUT_SPLITS = ("test", "challenge", "challenge2", "challenge3", "challenge4")  # never tuned on; prototypes near them dropped
+# never tuned on; prototypes that are near-duplicates of their sentences are dropped
+HELD_OUT_SPLITS = ("test", "challenge", "challenge2", "challenge3", "challenge4")
+TUNE_SPLITS = ("dev", "dev2")  # the only splits the threshold and margin are chosen on
 NEAR_DUPLICATE = 0.9
 MAX_UNITS = 48  # sentences per assessment (the most recent ones): keeps a long conversation's check fast
 MAX_UNIT_CHARS = 600  # a "sentence" longer than this is cut into windows of this size
@@ -397,8 +399,8 @@ def build_bank(
                         vectors=pv[keep], threshold=1.0, margin=0.0)
 
     # 2. thresholds on DEV only: the layer's own decisions (without the rules) on dev risk items and dev
-    # benign/none items, plus everyday GoEmotions dev comments. NEVER on test/challenge/challenge2/challenge3.
-    dev = [r for r in rows if r["split"] == "dev"]
+    # benign/none items, plus everyday GoEmotions dev comments. NEVER on test/challenge*.
+    dev = [r for r in rows if r["split"] in TUNE_SPLITS]
     say(f"embedding the dev split ({len(dev)} items)")
     dev_units = []
     for r in dev:
@@ -458,7 +460,8 @@ def build_bank(
         "encoder": MODEL_NAME, "prototypes_sha256": _sha256(proto_path), "eval_set_sha256": _sha256(Path(eval_set)),
         "prototypes": len(protos), "kept": len(kept), "dropped_near_duplicates_of_held_out": dropped,
         "held_out_splits": list(HELD_OUT_SPLITS), "near_duplicate_cosine": cfg.near_duplicate,
-        "tuned_on": "dev split of the labelled set + GoEmotions dev comments (never test/challenge*)",
+        "tuned_on": "dev and dev2 splits of the labelled set + GoEmotions dev comments (never test/challenge*)",
+        "tune_splits": list(TUNE_SPLITS),
         "chosen_before_gap": {"threshold": best[0], "margin": best[1], **{k: round(v, 4) for k, v in best[3].items()}},
         "frontier_per_margin": frontier, "safety_gap": cfg.safety_gap,
         "at_shipped_thresholds": {k: round(v, 4) for k, v in final.items()},
