@@ -375,7 +375,7 @@ def train_analyzer(
     td: TrainingData = build_training_data(data, guard, seed=cfg.seed)
     for name, rep in sorted(td.leakage.items()):
         log(f"  {name}: kept {rep.kept}, dropped {rep.dropped}")
-    enc_cfg = dataclasses.replace(cfg.encoder, adapter=_encoder_adapter(cfg, td, log))
+    enc_cfg = dataclasses.replace(cfg.encoder, adapter=_encoder_adapter(cfg, td, log, progress))
     encoder = Encoder(enc_cfg)
     cache = FeatureCache(encoder, Path(cfg.cache) if cfg.cache else cache_dir("analyzer", "features"), cfg.features)
 
@@ -472,7 +472,9 @@ def train_analyzer(
     return TrainResult(heads, {s.key: s.metrics for s in specs}, td.leakage_summary(), out)
 
 
-def _encoder_adapter(cfg: TrainConfig, td: TrainingData, log: Log) -> str | None:
+def _encoder_adapter(
+    cfg: TrainConfig, td: TrainingData, log: Log, progress: Callable[[str, int, int], None] | None = None
+) -> str | None:
     """The adapter folder the heads are trained over: the one given, one trained earlier on the same data with
     the same settings (cached by their hash), or a new one (tens of minutes on a 2-core CPU)."""
     if cfg.adapter:
@@ -496,7 +498,8 @@ def _encoder_adapter(cfg: TrainConfig, td: TrainingData, log: Log) -> str | None
     base = dataclasses.replace(cfg.encoder, runtime="torch", quantize=False, adapter=None)
     n = {k: len(v[0]) for k, v in tasks.items()}
     log(f"encoder: LoRA fine-tuning (r={cfg.tuning.rank}, {cfg.tuning.epochs} epochs) on the train splits {n}")
-    result = tune_encoder(Encoder(base), tasks, cfg.tuning, log)
+    steps = (lambda done, total: progress("LoRA tuning steps", done, total)) if progress else None
+    result = tune_encoder(Encoder(base), tasks, cfg.tuning, log, steps)
     tmp = folder.with_name(folder.name + f".{os.getpid()}.part")
     shutil.rmtree(tmp, ignore_errors=True)
     result.save_adapter(tmp, cfg.encoder.model)
