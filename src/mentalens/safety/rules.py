@@ -225,8 +225,7 @@ def analyze_message(text: str, index: int = 0, lex: Lexicon | None = None) -> Me
                 elif construct in _FIGURATIVE_ZEROED and joking:
                     weight, note = 0.0, "figure of speech or joke"
                 elif first_tok not in lex.first_person:
-                    subject = next((t for t in reversed(prefix[-6:])
-                                    if t in lex.first_person or t in lex.third_person), None)
+                    subject = _subject(prefix[-6:], lex)
                     if subject in lex.third_person and subject not in lex.first_person:
                         if construct in _TRANSFERABLE and not (fiction or news):
                             construct, note = "others_at_risk", "about someone else"
@@ -255,6 +254,23 @@ def analyze_message(text: str, index: int = 0, lex: Lexicon | None = None) -> Me
                 and any(d.start <= c.start < d.end or c.start <= d.start < c.end for d in denials) else c
                 for c in cues]
     return MessageAnalysis(_dedupe(cues), timing, bool(_LATER.search(norm)))
+
+
+# Spanish "el" is the article as often as "he" (accents are folded): "el sabado intente..." is about the writer.
+# It names a subject only at the end of the prefix or before a clitic/adverb ("el se quiere matar", "el ya no").
+_EL_SUBJECT_NEXT = frozenset({"se", "me", "te", "lo", "la", "le", "no", "ya", "tambien", "siempre", "nunca", "dice",
+                              "dijo", "quiere", "intento"})
+
+
+def _subject(tokens: list[str], lex: Lexicon) -> str | None:
+    """The nearest person word before a cue (None if there is none)."""
+    for k in range(len(tokens) - 1, -1, -1):
+        t = tokens[k]
+        if t == "el" and k + 1 < len(tokens) and tokens[k + 1] not in _EL_SUBJECT_NEXT:
+            continue
+        if t in lex.first_person or t in lex.third_person:
+            return t
+    return None
 
 
 def _dedupe(cues: list[Cue]) -> list[Cue]:
