@@ -340,6 +340,49 @@ def test_import_and_rule_path_stay_light() -> None:
         ("El sábado intenté ahorcarme", "high"),
         ("part of me wants to die", "low"),
         ("I won't wake up from the anaesthesia, right?", "none"),
+        # round 3 (a third dev2 batch): means laid out / tied / locked in with, "it's time", "bye", within the hour,
+        # step off, chair and belt, injected everything, punched until it broke, own thoughts, "them sui thoughts",
+        # not surviving surgery, lives easier without me, Spanish veins, rooftop, "me eché", todo planeado, regalé
+        ("the tablets are counted and I take them when the nurse leaves", "imminent"),
+        ("the tablets are counted and I take them with breakfast", "none"),
+        ("tied the rope to the beam in the garage, it's time", "imminent"),
+        ("tied the rope to the tree for the kids' swing", "none"),
+        ("I locked myself in the bathroom with the pills, I'm starting", "imminent"),
+        ("I locked myself in the bathroom with my phone", "none"),
+        ("ok im actually doing it this time, gun's loaded, bye", "imminent"),
+        ("ok im actually doing it this time, signing up for the gym, bye", "none"),
+        ("the pistol is on the table, doing it within the hour", "imminent"),
+        ("I'm about to step off the ledge", "imminent"),
+        ("I'm about to step off the bus", "none"),
+        ("last month I stood on a chair with the belt", "high"),
+        ("I stood on a chair to change the lightbulb", "none"),
+        ("just injected everything I had left", "imminent"),
+        ("I punched the wall until my knuckles broke", "high"),
+        ("I punched the air when we scored", "none"),
+        ("my own thoughts keep telling me to die", "moderate"),
+        ("my thoughts keep telling me to text him", "none"),
+        ("been having them sui thoughts again", "moderate"),
+        ("I hope I don't survive the surgery", "low"),
+        ("I hope I don't get nervous before the surgery", "none"),
+        ("If I didn't wake up tomorrow it would be a relief", "low"),
+        ("If I didn't wake up early tomorrow I'd miss the bus", "none"),
+        ("everyone's lives would be easier without me", "low"),
+        ("everyone's lives would be easier without traffic", "none"),
+        ("I've put the rope in my car for when I'm ready", "high"),
+        ("My plan is to do it during the holidays when nobody is around", "high"),
+        ("My plan is to paint the house during the holidays", "none"),
+        ("I jumped off the cliff into the sea on holiday", "none"),
+        ("Ya corté las venas", "imminent"),
+        ("Ya estoy arriba del techo, me tiro en cinco minutos", "imminent"),
+        ("Estoy arriba del techo arreglando la antena", "none"),
+        ("me acabo de echar todas las pastillas", "imminent"),
+        ("Tengo todo planeado, lo voy a hacer el viernes", "high"),
+        ("Tengo todo planeado para la fiesta", "none"),
+        ("Le regalé mi guitarra a mi primo porque ya no la voy a necesitar", "high"),
+        ("Le regalé mi guitarra a mi primo por su cumpleaños", "none"),
+        ("me rasguño los brazos hasta sangrar", "high"),
+        ("No paro de pensar en matarme", "moderate"),
+        ("No paro de pensar en ella", "none"),
         # spelling correction must not turn real words into clinical ones
         ("I'm homeless right now and it's freezing", "none"),
         ("I keep stepping on lego", "none"),
@@ -363,6 +406,11 @@ def test_yes_to_think_about_suicide_question() -> None:
     assert level(conv) == "moderate"
     conv[1]["content"] = "no, never"
     assert level(conv) == "none"
+
+
+def test_kicked_me_out_is_not_physical_abuse() -> None:
+    assert not assess("my parents kicked me out last year", use_classifier=False).flags["abuse"]
+    assert assess("my dad kicks me when he is drunk", use_classifier=False).flags["abuse"]
 
 
 def test_blood_from_a_cut_is_a_medical_emergency() -> None:

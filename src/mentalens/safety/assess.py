@@ -153,8 +153,9 @@ def assess(
         from mentalens.safety import semantic as sem
 
         if semantic or (sem.enabled_by_default() and sem.bank_path().is_file()):
-            # sentences with any rule cue are left to the rules: the layer reads what they missed entirely
-            found = sem.semantic_cues(user_texts, level, list(cues))
+            # sentences with a rule cue are left to the rules (flag-only cues excepted): the layer reads what
+            # they missed entirely
+            found = sem.semantic_cues(user_texts, level, sem.cues_left_to_rules(cues))
             if found is not None:
                 semantic_level, sem_cues = found
                 cues.extend(sem_cues)

@@ -216,7 +216,9 @@ def analyze_message(text: str, index: int = 0, lex: Lexicon | None = None) -> Me
                     construct, note = "history", "in the past"
                 elif construct == "attempt_now" and re.search(
                         r"\b(?:last\s+night|yesterday|days?\s+ago|last\s+week|woke\s+up|survived|in\s+hospital|"
-                        r"anoche|ayer|me\s+desperte)\b", norm):
+                        r"last\s+month|weeks?\s+ago|months?\s+ago|last\s+weekend|the\s+other\s+(?:day|night)|"
+                        r"anoche|ayer|me\s+desperte|desperte|hace\s+\w+\s+(?:dias|semanas)|en\s+el\s+hospital|"
+                        r"la\s+semana\s+pasada|el\s+mes\s+pasado)\b", norm):
                     construct, note = "recent_attempt", "a recent attempt, not under way"
                 elif construct in ("selfharm", "attempt_now", "recent_attempt") and accident:
                     weight, note = 0.0, "accidental"

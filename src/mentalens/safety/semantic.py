@@ -320,6 +320,16 @@ def semantic_cues(
     return level, cues
 
 
+# flags that say nothing about the writer's own risk: a sentence whose only cue is one of these is still read
+# ("three weeks ago I took an overdose" raises medical_emergency; its own level is the layer's to judge)
+_FLAG_ONLY = frozenset({"medical_emergency", "abuse", "harm_to_others"})
+
+
+def cues_left_to_rules(cues: Sequence[Cue]) -> list[Cue]:
+    """The rule cues whose sentences the layer skips: every cue except a counted flag cue of _FLAG_ONLY."""
+    return [c for c in cues if not (c.construct in _FLAG_ONLY and c.weight > 0)]
+
+
 def _discounted(unit: tuple[int, int, int], discounted: Sequence[Cue]) -> bool:
     i, s, e = unit
     return any(c.message_index == i and c.start < e and c.end > s for c in discounted)
@@ -406,7 +416,7 @@ def build_bank(
     for r in dev:
         texts = _user_texts(r["messages"])
         rule = assess(r["messages"], use_classifier=False, semantic=False)
-        disc = rule.cues  # as at run time: sentences with any rule cue are left to the rules
+        disc = cues_left_to_rules(rule.cues)  # as at run time: sentences with a rule cue are left to the rules
         us = [u for u in message_units(texts) if not _discounted(u, disc)]
         dev_units.append((r, [texts[i][s:e] for i, s, e in us]))
     flat = [t for _, ts in dev_units for t in ts]
