@@ -383,6 +383,40 @@ def test_import_and_rule_path_stay_light() -> None:
         ("me rasguño los brazos hasta sangrar", "high"),
         ("No paro de pensar en matarme", "moderate"),
         ("No paro de pensar en ella", "none"),
+        # round 4 (a fourth dev2 batch): joining the dead, uninstalling life, permanent solution, a gun pointed at
+        # the head, open wrists, antifreeze, a hose from the exhaust, enough to do it, planning my exit, rehearsing,
+        # letters in the drawer, fade away, if I die I die, Spanish dejar de existir / cortándome; and the benign
+        # look-alikes that batch exposed (headphone cord, lethal dose of sass, oven burns, OD on coffee)
+        ("I'm joining my mum in heaven tonight", "imminent"),
+        ("I'm joining my mum in Spain tonight", "none"),
+        ("uninstalling life rn, got the cord round my neck", "imminent"),
+        ("the cord round my neck is for my new headphones lol", "none"),
+        ("Permanent solution time. Standing on the overpass now", "imminent"),
+        ("suicide is a permanent solution to a temporary problem, my teacher said", "none"),
+        ("I have the gun pointed at my head", "imminent"),
+        ("My wrists are open and I'm lying here", "imminent"),
+        ("drank the whole bottle of antifreeze", "imminent"),
+        ("drank the whole bottle of lemonade", "none"),
+        ("I'm in the car with a hose from the exhaust through the window", "imminent"),
+        ("I've set aside enough of my insulin to do it", "high"),
+        ("I've set aside enough money to do it", "none"),
+        ("Planning my exit for after the wedding", "high"),
+        ("Planning my exit strategy from this job", "none"),
+        ("I've been rehearsing with the belt", "high"),
+        ("my goodbye letters are in the drawer", "high"),
+        ("I burn my arms with hot spoons", "high"),
+        ("I burned my arm on the oven tray, ouch", "none"),
+        ("I tried to OD on coffee before my exam lol", "none"),
+        ("my nan has a lethal dose of sass", "none"),
+        ("I wish I could just fade away", "low"),
+        ("if I die I die", "low"),
+        ("lowkey hoping I dont wake up tomorrow", "low"),
+        ("sometimes I think about just not existing, like actually ending it", "moderate"),
+        ("I keep looking at the knives in the kitchen and thinking about it", "moderate"),
+        ("I keep looking at the knives in the shop, I want a new set", "none"),
+        ("Voy a dejar de existir el día de mi cumpleaños", "high"),
+        ("Llevo semanas cortándome los brazos", "high"),
+        ("Estoy cortándome el pelo", "none"),
         # spelling correction must not turn real words into clinical ones
         ("I'm homeless right now and it's freezing", "none"),
         ("I keep stepping on lego", "none"),
@@ -406,6 +440,14 @@ def test_yes_to_think_about_suicide_question() -> None:
     assert level(conv) == "moderate"
     conv[1]["content"] = "no, never"
     assert level(conv) == "none"
+
+
+def test_contextual_flags_need_their_context() -> None:
+    # "the charcoal is lit" alone is a barbecue; with a farewell it is carbon monoxide poisoning
+    alone = assess("The charcoal is lit, burgers in 10", use_classifier=False)
+    assert alone.level == RiskLevel.NONE and not alone.flags["medical_emergency"]
+    both = assess("The charcoal is lit. Goodbye.", use_classifier=False)
+    assert both.level == RiskLevel.IMMINENT and both.flags["medical_emergency"]
 
 
 def test_kicked_me_out_is_not_physical_abuse() -> None:

@@ -127,7 +127,7 @@ def assess(
     cues = [c for a in analyses for c in a.cues]
     flags = dict.fromkeys(FLAG_NAMES, False)
     for c in cues:
-        if c.weight > 0 and c.construct in flags:
+        if c.weight > 0 and c.construct in flags and (not c.contextual or _detail["context_ok"]):
             flags[c.construct] = True
 
     level = rule_level

@@ -240,7 +240,8 @@ def analyze_message(text: str, index: int = 0, lex: Lexicon | None = None) -> Me
                     weight, note = 0.0, "fiction or news"
             cues.append(Cue(construct, text[start:end], start, end, index, weight, note, rule.id, rule.contextual))
             if rule.flag and weight > 0 and construct == rule.construct:
-                cues.append(Cue(rule.flag, text[start:end], start, end, index, 1.0, None, rule.id))
+                # a contextual rule's flag counts only when its context does (assess checks context_ok)
+                cues.append(Cue(rule.flag, text[start:end], start, end, index, 1.0, None, rule.id, rule.contextual))
     # an urge to self-harm ("feel like cutting again") is not a report of self-harm
     urges = [c for c in cues if c.construct == "selfharm_urge" and c.weight > 0]
     cues = [c for c in cues if not (c.construct == "selfharm" and any(
