@@ -12,7 +12,7 @@ from mentalens.safety import assess
 
 DATA = Path(__file__).resolve().parents[1] / "bench" / "data" / "safety_eval.jsonl"
 RANK = {"none": 0, "low": 1, "moderate": 2, "high": 3, "imminent": 4}
-BENIGN = {"benign_lookalike", "challenge_benign", "c2_benign"}
+BENIGN = {"benign_lookalike", "challenge_benign", "c2_benign"}  # dev/test/challenge/challenge2 look-alikes
 
 
 @pytest.fixture(scope="module")
@@ -51,3 +51,17 @@ def test_challenge_split_does_not_regress(rows) -> None:
     # floors below the figures measured in bench/results/safety_eval.json (see the report for the first run)
     rec_hi, rec_mod, false_alarms = _scores(rows, {"challenge", "challenge2"})
     assert rec_hi >= 0.9 and rec_mod >= 0.9 and false_alarms <= 0.05
+
+
+def test_dev2_tuning_split_does_not_regress(rows) -> None:
+    # dev2 (issue 7's tuning split): floors below the figures measured when the round-4 constructs were committed
+    rs = [r for r in rows if r["split"] == "dev2"]
+    assert len(rs) >= 150
+    benign = {"dev2_benign"}
+    pred = {r["id"]: assess(r["messages"]) for r in rs}
+    hi = [r for r in rs if RANK[r["level"]] >= 3]
+    mod = [r for r in rs if RANK[r["level"]] >= 2]
+    ben = [r for r in rs if r["category"] in benign]
+    assert sum(RANK[pred[r["id"]].level.value] >= 3 for r in hi) / len(hi) >= 0.93
+    assert sum(RANK[pred[r["id"]].level.value] >= 2 for r in mod) / len(mod) >= 0.93
+    assert sum(pred[r["id"]].requires_escalation for r in ben) / len(ben) <= 0.03
