@@ -20,8 +20,8 @@ of new moderate-or-higher statements, so the current figures below are tuning fi
 Challenge4 (140 items) and dev2 (402 items in four batches), issue 7's generalisation round: challenge4 was
 written from the C-SSRS constructs and committed ALONE before any change, run once (system: high+ 0.240,
 moderate+ 0.413, benign false alarms 0.065), and never tuned on; dev2 was written after it, independently, and is
-(with dev) the only split the new lexicon constructs, prototypes and the semantic threshold were fitted to. challenge3 and challenge4 are the
-held-out splits; no per-item result of either was read.
+(with dev) the only split the new lexicon constructs, prototypes and the semantic threshold were fitted to.
+challenge3 and challenge4 are the held-out splits; no per-item result of either was read.
 
 C-SSRS (Gaur et al., 500 users, one label per user): a secondary, noisier check. Supportive/Indicator ->
 none/low, Ideation -> moderate, Behavior/Attempt -> high. The classifier was trained on 70% of the users;
