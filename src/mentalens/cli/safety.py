@@ -207,7 +207,8 @@ def train_risk(
 @train_app.command("risk-semantic")
 def train_risk_semantic(
     eval_set: Path = typer.Option(None, "--eval-set", help="The labelled safety set (default: "
-                                  "bench/data/safety_eval.jsonl of the source tree); only its dev split tunes."),
+                                  "bench/data/safety_eval.jsonl of the source tree); only its dev and dev2 "
+                                  "splits tune."),
     data: Path = typer.Option(None, "--data", help="The mentalens data folder for GoEmotions dev comments "
                               "(default $MENTALENS_DATA)."),
     out: Path = typer.Option(None, "--out", help="Where to write the bank (default: the packaged one)."),
