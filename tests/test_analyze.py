@@ -33,7 +33,7 @@ def az():
 def test_shipped_artefact_is_small_and_complete(az):
     from mentalens.analyze import default_artefact
 
-    size = sum(f.stat().st_size for f in default_artefact().iterdir())
+    size = sum(f.stat().st_size for f in default_artefact().rglob("*") if f.is_file())
     assert size < 3_000_000
     assert set(az.task_keys) == TASK_KEYS
     assert len(az.emotion_labels) == 28 and len(az.emotion_thresholds) == 28
@@ -49,6 +49,10 @@ def test_shipped_artefact_is_small_and_complete(az):
     assert az.encoder.config.runtime == "onnx" and az.encoder.config.neutralize
     assert set(trained["augment"]) == {"dialect", "age"} and az.heads.specs["DR"].metrics["augmented"] > 50
     assert trained["command"].startswith("mentalens train analyzer --data")
+    # the encoder is LoRA-tuned (issue 3): the adapter ships beside the heads and is merged when loaded
+    assert enc["adapter"] == "adapter" and (default_artefact() / "adapter" / "adapter_model.safetensors").is_file()
+    assert az.encoder.config.adapter == str(default_artefact() / "adapter")
+    assert trained["tuning"]["adapter_sha1"] and trained["tuning"]["posts"]["SAD"] > 5000
 
 
 def test_analysis_of_a_depressed_post(az):

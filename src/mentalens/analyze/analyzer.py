@@ -85,7 +85,7 @@ class Analyzer:
     def describe(self) -> dict[str, Any]:
         return {
             "artefact": str(self.path) if self.path else None,
-            "encoder": self.encoder.config.model,
+            "encoder": self.encoder.config.model + (" + LoRA adapter" if self.encoder.config.adapter else ""),
             "runtime": f"{self.encoder.config.runtime}{' int8' if self.encoder.config.quantize else ''}",
             "neutral_input": self.encoder.config.neutralize,
             "features": self.feature_kind,

@@ -261,9 +261,13 @@ def _merge_adapter(model: Any, adapter: str) -> Any:
             "`mentalens train analyzer` or remove 'adapter' from its manifest"
         )
     try:
+        import warnings
+
         from peft import PeftModel
 
-        return PeftModel.from_pretrained(model, adapter).merge_and_unload()
+        with warnings.catch_warnings():  # transformers' deprecation notices raised inside peft: not the user's
+            warnings.simplefilter("ignore", FutureWarning)
+            return PeftModel.from_pretrained(model, adapter).merge_and_unload()
     except ImportError:
         raise ModelError("this analyzer's encoder has a LoRA adapter, which needs peft: pip install peft") from None
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
