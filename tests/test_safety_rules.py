@@ -460,3 +460,24 @@ def test_blood_from_a_cut_is_a_medical_emergency() -> None:
     assert a.level == RiskLevel.IMMINENT and a.flags["medical_emergency"]
     b = assess("blood everywhere in that horror film", use_classifier=False)
     assert b.level == RiskLevel.NONE and not b.flags["medical_emergency"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # found by probing the shipped layer by hand (not from any held-out split)
+        ("I'm at the top of the parking garage and I'm going to jump", "imminent"),
+        ("I'm going to jump in the pool after lunch", "none"),
+        ("I'm at the station and I'm going to jump on the next train home", "none"),
+        ("I'm going to jump the queue at the bakery", "none"),
+        ("I'm done with everything, I've written letters to my kids", "high"),
+        ("I've written letters to my kids for their birthdays", "none"),
+        ("I've been researching how high a bridge needs to be and I don't want to be here anymore", "high"),
+        ("I've been researching how high a bridge needs to be for tall ships", "none"),
+        ("tengo las pastillas aquí y me las voy a tomar todas esta noche", "imminent"),
+        ("me voy a tomar todas las pastillas", "high"),
+        ("me voy a tomar las pastillas con la cena, como me dijo el médico", "none"),
+    ],
+)
+def test_contextual_jump_letters_and_research(text: str, expected: str) -> None:
+    assert level(text, semantic=False) == expected
