@@ -475,6 +475,8 @@ def test_blood_from_a_cut_is_a_medical_emergency() -> None:
         ("I've been researching how high a bridge needs to be and I don't want to be here anymore", "high"),
         ("I've been researching how high a bridge needs to be for tall ships", "none"),
         ("tengo las pastillas aquí y me las voy a tomar todas esta noche", "imminent"),
+        ("I'm writing this from the roof. goodbye", "high"),
+        ("I'm writing this from the roof bar, the view is great", "none"),
         ("me voy a tomar todas las pastillas", "high"),
         ("me voy a tomar las pastillas con la cena, como me dijo el médico", "none"),
     ],
