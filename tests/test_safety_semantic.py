@@ -206,3 +206,16 @@ def test_switch_off(monkeypatch) -> None:
     assert a.semantic_level is None and a.level == RiskLevel.NONE
     monkeypatch.setenv("MENTALENS_SEMANTIC_RISK", "1")
     assert assess(PARAPHRASES[0]).level >= RiskLevel.MODERATE
+
+
+def test_onnx_runtime_frees_the_pytorch_weights_until_asked_for() -> None:
+    """The server keeps one copy of the semantic encoder (the ONNX session's), not two (~90 MB each)."""
+    from mentalens.safety.sentence_encoder import SentenceEncoder
+
+    enc = SentenceEncoder()
+    if enc.runtime != "onnx":
+        pytest.fail("onnxruntime is a dependency: the semantic layer should run on it")
+    assert enc._model is None
+    v = enc.encode(["I have been saving my pills"])
+    assert enc.model is not None and enc._model is not None  # reloaded on demand (tests, the torch fallback)
+    assert np.allclose(enc.encode(["I have been saving my pills"]), v)
