@@ -490,9 +490,30 @@ def test_blood_from_a_cut_is_a_medical_emergency() -> None:
         ("I've got enough pills saved to do it properly this time", "high"),
         ("I'm going to sleep and not wake up, I took everything in the cabinet", "imminent"),
         ("I took everything in the cabinet out to clean it", "none"),
+        # third round
+        ("I have a rope in my backpack and I know which tree", "imminent"),
+        ("I know which tree has the best apples", "none"),
+        ("I have a rope in my backpack for the climbing trip", "none"),
+        ("Tomorrow I'll be gone, I've made my peace with it", "high"),
+        ("Tomorrow I'll be gone for the weekend, camping with friends", "none"),
+        ("I finally booked the appointment, I've made my peace with the dentist", "none"),
+        ("I scheduled the emails to send after I'm gone", "high"),
+        ("I scheduled the emails to send after lunch", "none"),
+        ("Just wanted to say thanks for everything, you were a good friend. Take care of my cat.", "high"),
+        ("Can you take care of my cat while I'm away? Thanks for everything", "none"),
+        ("I'm going to take my whole prescription tonight", "imminent"),
+        ("I'm going to take my whole prescription to the pharmacy for a refill", "none"),
+        ("me corté muy profundo y no para de sangrar", "imminent"),
         ("me voy a tomar todas las pastillas", "high"),
         ("me voy a tomar las pastillas con la cena, como me dijo el médico", "none"),
     ],
 )
 def test_contextual_jump_letters_and_research(text: str, expected: str) -> None:
     assert level(text, semantic=False) == expected
+
+
+def test_threats_from_a_partner_raise_the_abuse_flag() -> None:
+    a = assess("He says he will kill me if I leave", use_classifier=False, semantic=False)
+    assert a.flags["abuse"] and a.resources
+    b = assess("Mi nariz no para de sangrar", use_classifier=False, semantic=False)
+    assert b.flags["medical_emergency"] and b.level == RiskLevel.NONE  # bleeding that won't stop: medical, not risk
