@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import shlex
 import sys
 import time
@@ -53,25 +52,19 @@ def head_splits(
     """(train texts, train labels, val texts, val labels) of every head; IRF trains on raw IRF, MultiWD has
     no train (CV on val). max_eval subsamples both splits (quick mode only); max_lr_train the train split only
     (the val split is always whole in the measured run)."""
+    from mentalens.analyze.tuning import subsample
+
     out = {}
     for key, h in td.heads.items():
         train = h.extra_train if key.startswith("IRF") else h.train
         tr_t, tr_y, va_t, va_y = list(train.texts), list(train.labels), list(h.val.texts), list(h.val.labels)
         if max_lr_train:
-            tr_t, tr_y = _subsample(tr_t, tr_y, max_lr_train, seed)
+            tr_t, tr_y = subsample(tr_t, tr_y, max_lr_train, seed)
         if max_eval:
-            tr_t, tr_y = _subsample(tr_t, tr_y, max_eval, seed)
-            va_t, va_y = _subsample(va_t, va_y, max_eval, seed)
+            tr_t, tr_y = subsample(tr_t, tr_y, max_eval, seed)
+            va_t, va_y = subsample(va_t, va_y, max_eval, seed)
         out[key] = (tr_t, tr_y, va_t, va_y)
     return out
-
-
-def _subsample(texts: list[str], labels: list[str], n: int, seed: int) -> tuple[list[str], list[str]]:
-    """A fixed-seed random subset of n items (all of them if there are fewer)."""
-    if len(texts) <= n:
-        return texts, labels
-    idx = sorted(random.Random(seed).sample(range(len(texts)), n))
-    return [texts[i] for i in idx], [labels[i] for i in idx]
 
 
 # ---------------------------------------------------------------------------------------------- features + heads

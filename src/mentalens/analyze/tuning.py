@@ -69,7 +69,7 @@ def tuning_tasks(td: TrainingData, max_posts: int = 0, seed: int = 13) -> dict[s
     for key in TUNED_SETS:
         h = td.heads[key]
         pairs = [(t, y) for t, y in zip(h.train.texts, h.train.labels, strict=True) if t not in held]
-        texts, labels = _subsample([t for t, _ in pairs], [y for _, y in pairs], max_posts, seed)
+        texts, labels = subsample([t for t, _ in pairs], [y for _, y in pairs], max_posts, seed)
         tasks[key] = (texts, [labels], [tuple(h.labels)])
     irf = [td.heads[k] for k in ("IRF.thwarted belongingness", "IRF.perceived burdensomeness")]
     if irf[0].extra_train is None or irf[1].extra_train is None or irf[0].extra_train.texts != irf[1].extra_train.texts:
@@ -84,7 +84,7 @@ def tuning_tasks(td: TrainingData, max_posts: int = 0, seed: int = 13) -> dict[s
     return tasks
 
 
-def _subsample(texts: list[str], labels: list[str], n: int, seed: int) -> tuple[list[str], list[str]]:
+def subsample(texts: list[str], labels: list[str], n: int, seed: int) -> tuple[list[str], list[str]]:
     """A fixed-seed random subset of n items (all of them, in order, when n is 0 or not smaller)."""
     if not n or len(texts) <= n:
         return texts, labels
@@ -341,5 +341,5 @@ def adapter_digest(folder: str | Path) -> str:
     return h.hexdigest()[:12]
 
 
-__all__ = ["FEATURE_SCALE", "TuningConfig", "TuningResult", "adapter_digest", "pooled_features", "tune_encoder",
-           "tuning_tasks"]  # fmt: skip
+__all__ = ["FEATURE_SCALE", "TuningConfig", "TuningResult", "adapter_digest", "pooled_features", "subsample",
+           "tune_encoder", "tuning_tasks"]  # fmt: skip
