@@ -26,7 +26,8 @@ def test_shape(rows) -> None:
     assert cats["benign_lookalike"] >= 80
     assert {"explicit", "indirect", "misspelling", "slang", "spanish", "multiturn"} <= set(cats)
     assert {r["level"] for r in rows} == set(RANK)
-    assert {r["split"] for r in rows} == {"dev", "dev2", "test", "challenge", "challenge2", "challenge3", "challenge4"}
+    assert {r["split"] for r in rows} == {"dev", "dev2", "test", "challenge", "challenge2", "challenge3", "challenge4",
+                                          "challenge5"}
     for r in rows:
         assert r["messages"] and set(r["flags"]) == {"harm_to_others", "abuse", "medical_emergency", "others_at_risk"}
 
