@@ -27,7 +27,11 @@ Challenge5 (150 items: 20 imminent, 30 high, 25 moderate, 15 low, 4 flag-only, 5
 Spanish, slang/misspellings, multi-turn, flags) was written for issue 7's next generalisation round by a helper
 who never saw challenge3/4 (nor any per-item result), from the C-SSRS level definitions in docs/safety.md, and
 committed ALONE, frozen before any change to the safety code; its first run (the code at a892df5) is recorded
-below. It is held out: never tune on it.
+below. It is held out: never tune on it. Dev3 (300 items, the same mix: 40 imminent, 60 high, 50 moderate, 30 low,
+8 flag-only, 112 benign look-alikes "dev3_benign") is a new TUNING split written by the same helper AFTER
+challenge5 was committed, independently of it (different wording and scenarios), frozen before any change and
+run once with the same code (figures below). Whether the semantic layer tunes on it (semantic.TUNE_SPLITS) is
+the tuner's decision.
 
 C-SSRS (Gaur et al., 500 users, one label per user): a secondary, noisier check. Supportive/Indicator ->
 none/low, Ideation -> moderate, Behavior/Attempt -> high. The classifier was trained on 70% of the users;
@@ -57,8 +61,10 @@ RANK = {v: i for i, v in enumerate(LEVELS)}
 CORE_FLAGS = ("harm_to_others", "abuse", "medical_emergency", "others_at_risk")
 CSSRS_MAP = {"Supportive": "none", "Indicator": "low", "Ideation": "moderate", "Behavior": "high", "Attempt": "high"}
 DATA = REPO / "bench" / "data" / "safety_eval.jsonl"
-BENIGN = ("benign_lookalike", "challenge_benign", "c2_benign", "c3_benign", "c4_benign", "dev2_benign", "c5_benign")
-SPLITS = ("test", "challenge", "challenge2", "challenge3", "challenge4", "challenge5", "dev", "dev2", "all")
+BENIGN = ("benign_lookalike", "challenge_benign", "c2_benign", "c3_benign", "c4_benign", "dev2_benign", "c5_benign",
+          "dev3_benign")
+SPLITS = ("test", "challenge", "challenge2", "challenge3", "challenge4", "challenge5", "dev", "dev2", "dev3",
+          "all")
 KINDS = ("system", "rules_classifier", "rules_only")  # system = rules + classifier + semantic layer
 OUT = REPO / "bench" / "results"
 
@@ -167,12 +173,12 @@ def html_report(result: dict) -> str:
     keys = ("recall_high_imminent", "recall_moderate_plus", "benign_false_alarm_rate", "exact_level_accuracy")
     parts.append("<h2>Side by side (system = rules + classifier + semantic layer)</h2><table border=1 cellpadding=4>"
                  "<tr><th>split</th><th>system</th>" + "".join(f"<th>{k}</th>" for k in keys) + "</tr>")
-    for split in ("dev", "dev2", "test", "challenge", "challenge2", "challenge3", "challenge4", "challenge5"):
+    for split in ("dev", "dev2", "dev3", "test", "challenge", "challenge2", "challenge3", "challenge4", "challenge5"):
         for kind in KINDS:
             m = result["labelled"][split][kind]
             parts.append(f"<tr><td>{split}</td><td>{kind}</td>" + "".join(f"<td>{m[k]}</td>" for k in keys) + "</tr>")
     parts.append("</table>")
-    for split in ("test", "challenge", "challenge2", "challenge3", "challenge4", "challenge5", "dev", "dev2"):
+    for split in ("test", "challenge", "challenge2", "challenge3", "challenge4", "challenge5", "dev", "dev2", "dev3"):
         m = result["labelled"][split]["system"]
         parts.append(f"<h2>Labelled set, {split} split (n={m['n']})</h2>")
         parts.append("<ul>" + "".join(f"<li>{k}: {m[k]}</li>" for k in keys) + "</ul>")
