@@ -26,12 +26,14 @@ challenge3 and challenge4 are the held-out splits; no per-item result of either 
 Challenge5 (150 items: 20 imminent, 30 high, 25 moderate, 15 low, 4 flag-only, 56 benign look-alikes "c5_benign";
 Spanish, slang/misspellings, multi-turn, flags) was written for issue 7's next generalisation round by a helper
 who never saw challenge3/4 (nor any per-item result), from the C-SSRS level definitions in docs/safety.md, and
-committed ALONE, frozen before any change to the safety code; its first run (the code at a892df5) is recorded
-below. It is held out: never tune on it. Dev3 (300 items, the same mix: 40 imminent, 60 high, 50 moderate, 30 low,
-8 flag-only, 112 benign look-alikes "dev3_benign") is a new TUNING split written by the same helper AFTER
-challenge5 was committed, independently of it (different wording and scenarios), frozen before any change and
-run once with the same code (figures below). Whether the semantic layer tunes on it (semantic.TUNE_SPLITS) is
-the tuner's decision.
+committed ALONE (23ba6ef), frozen before any change to the safety code; its first run (the code at a892df5):
+system high+ 0.320, moderate+ 0.440, any risk 0.500, benign false alarms 0.071 (rules + classifier 0.260 / 0.373 /
+0.422 / 0.071), recorded below. It is held out: never tune on it.
+Dev3 (300 items, the same mix: 40 imminent, 60 high, 50 moderate, 30 low, 8 flag-only, 112 benign look-alikes
+"dev3_benign") is a new TUNING split written by the same helper AFTER challenge5 was committed, independently
+of it (different wording and scenarios), frozen (c32145f) before any change and run once with the same code:
+system 0.370 / 0.453 / 0.456 / 0.062, rules + classifier 0.330 / 0.407 / 0.406 / 0.062. Whether the semantic layer
+tunes on it (semantic.TUNE_SPLITS) is the tuner's decision.
 
 C-SSRS (Gaur et al., 500 users, one label per user): a secondary, noisier check. Supportive/Indicator ->
 none/low, Ideation -> moderate, Behavior/Attempt -> high. The classifier was trained on 70% of the users;
@@ -292,6 +294,21 @@ def main() -> None:
                 "batch4_dev2-329..402_after_round3": {"recall_high_imminent": 0.321, "recall_moderate_plus": 0.400,
                                                       "benign_false_alarm_rate": 0.231},
             },
+            # challenge5 (held out, frozen alone at commit 23ba6ef) and dev3 (tuning, frozen at c32145f), both written
+            # by a helper who never saw challenge3/4, run once with the safety code at a892df5 (before any change for
+            # the next round): git worktree of a892df5 + this bench and data, `python bench/safety_eval.py`
+            "challenge5": {"recall_high_imminent": 0.32, "recall_moderate_plus": 0.44, "recall_any_risk": 0.5,
+                           "benign_false_alarm_rate": 0.0714, "exact_level_accuracy": 0.6533,
+                           "recall_imminent_exact": 0.15, "n": 150, "benign_lookalikes": 56,
+                           "rules_classifier": {"recall_high_imminent": 0.26, "recall_moderate_plus": 0.3733,
+                                                "recall_any_risk": 0.4222, "benign_false_alarm_rate": 0.0714},
+                           "system": "rules + classifier + semantic layer at commit a892df5"},
+            "dev3": {"recall_high_imminent": 0.37, "recall_moderate_plus": 0.4533, "recall_any_risk": 0.4556,
+                     "benign_false_alarm_rate": 0.0625, "exact_level_accuracy": 0.6167, "recall_imminent_exact": 0.225,
+                     "n": 300, "benign_lookalikes": 112,
+                     "rules_classifier": {"recall_high_imminent": 0.33, "recall_moderate_plus": 0.4067,
+                                          "recall_any_risk": 0.4056, "benign_false_alarm_rate": 0.0625},
+                     "system": "rules + classifier + semantic layer at commit a892df5"},
         },
         # recorded, not re-measured: the semantic layer's FIRST run on the held-out splits (an ad-hoc script with
         # these metrics), with the bank that ships (threshold 0.70, margin 0, chosen on dev allowing no dev
