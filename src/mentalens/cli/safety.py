@@ -244,3 +244,47 @@ def train_risk_semantic(
                       f"{report['kept']}/{report['prototypes']} prototypes kept "
                       f"({len(report['dropped_near_duplicates_of_held_out'])} dropped as near-duplicates of held-out "
                       f"sentences), threshold {report['threshold']}, margin {report['margin']} (chosen on dev)")
+
+
+@train_app.command("risk-learned")
+def train_risk_learned(
+    eval_set: Path = typer.Option(None, "--eval-set", help="The labelled safety set (default: "
+                                  "bench/data/safety_eval.jsonl of the source tree); only its tuning splits "
+                                  "(learned.TUNE_SPLITS: dev, dev2, dev3) train and tune."),
+    data: Path = typer.Option(None, "--data", help="The mentalens data folder (GoEmotions train/dev; default "
+                              "$MENTALENS_DATA)."),
+    out: Path = typer.Option(None, "--out", help="Where to write the model (default: the packaged one)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the build report as JSON."),
+) -> None:
+    """Build the semantic layer's learned sentence classifier (deterministic; thresholds chosen out of fold)."""
+    import time
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from mentalens.errors import DataError
+    from mentalens.safety import learned, semantic
+
+    if eval_set is None:
+        eval_set = Path(__file__).resolve().parents[3] / "bench" / "data" / "safety_eval.jsonl"
+    if not eval_set.is_file():
+        raise DataError(f"{eval_set}: labelled safety set not found: pass --eval-set bench/data/safety_eval.jsonl "
+                        "from a mentalens source checkout")
+    target = out or learned.default_path()
+    t0 = time.time()
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                  transient=True) as progress:
+        task = progress.add_task("learned risk classifier", total=None)
+        model, report = learned.build_learned(eval_set, data,
+                                              progress=lambda msg: progress.update(task, description=msg))
+    path = model.save(target)
+    semantic.reset()
+    report = {**report, "artefact": str(path), "bytes": path.stat().st_size, "seconds": round(time.time() - t0, 1)}
+    if as_json:
+        print_json(report)
+    else:
+        oof = report["out_of_fold_at_thresholds"]
+        console.print(f"learned risk classifier written to {path} ({path.stat().st_size / 1024:.0f} KB): thresholds "
+                      f"{report['thresholds']} (low, moderate, high, imminent; chosen out of fold on "
+                      f"{', '.join(report['tune_splits'])}); out of fold: recall high+ {oof['recall_high_plus']:.3f}, "
+                      f"moderate+ {oof['recall_moderate_plus']:.3f}, benign raised {oof['benign_raised_rate']:.3f}, "
+                      f"GoEmotions dev raised {oof['everyday_raised_rate']:.4f}")

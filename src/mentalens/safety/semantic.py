@@ -49,7 +49,7 @@ ARTEFACT = "semantic_bank.json.gz"
 PROTOTYPES = "prototypes.yaml"
 FORMAT_VERSION = 1
 # never tuned on; prototypes that are near-duplicates of their sentences are dropped
-HELD_OUT_SPLITS = ("test", "challenge", "challenge2", "challenge3", "challenge4")
+HELD_OUT_SPLITS = ("test", "challenge", "challenge2", "challenge3", "challenge4", "challenge5")
 TUNE_SPLITS = ("dev", "dev2")  # the only splits the threshold and margin are chosen on
 NEAR_DUPLICATE = 0.9
 MAX_UNITS = 48  # sentences per assessment (the most recent ones): keeps a long conversation's check fast
@@ -227,6 +227,8 @@ class _State:
     failed_at: float | None = None
     calls: int = 0
     raised: int = 0
+    learned: Any = None  # LearnedRiskModel, or False when none is shipped / it is turned off
+    learned_raised: int = 0
 
 
 _STATE = _State()
@@ -260,13 +262,36 @@ def get_bank() -> SemanticBank:
 def status() -> dict[str, Any]:
     """Counters for health checks (no user text): calls, raises, load failures and the last error."""
     return {"loaded": _STATE.bank is not None, "calls": _STATE.calls, "raised": _STATE.raised,
+            "learned_loaded": bool(_STATE.learned), "learned_raised": _STATE.learned_raised,
             "failures": _STATE.failures, "last_error": _STATE.last_error}
+
+
+def learned_enabled() -> bool:
+    """$MENTALENS_LEARNED_RISK=0 turns the learned classifier off (the prototype bank still runs)."""
+    return os.environ.get("MENTALENS_LEARNED_RISK", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def get_learned() -> Any:
+    """The shipped learned classifier (mentalens.safety.learned), loaded once; None when absent or turned off.
+
+    A model that exists but cannot be read raises ModelError (the caller's fail-safe path: rules decide)."""
+    if not learned_enabled():
+        return None
+    if _STATE.learned is None:
+        with _LOCK:
+            if _STATE.learned is None:
+                from mentalens.safety.learned import LearnedRiskModel, model_path
+
+                p = model_path()
+                _STATE.learned = LearnedRiskModel.load(p) if p.is_file() else False
+    return _STATE.learned or None
 
 
 def reset() -> None:
     """Forget the loaded bank and the failure state (tests, or after rebuilding the bank)."""
     with _LOCK:
         _STATE.bank = None
+        _STATE.learned = None
         _STATE.failed_at = None
         _STATE.last_error = None
 
@@ -278,16 +303,21 @@ def semantic_cues(
     *,
     encoder: Any = None,
     bank: SemanticBank | None = None,
+    learned: Any = None,
 ) -> tuple[RiskLevel, list[Cue]] | None:
     """The level the semantic layer asks for (>= rule_level) and the cues naming the matched prototypes.
 
-    Returns None when the layer is unavailable (the failure is logged once and counted, never raised):
+    Two readers of the same sentence vectors: the prototype bank (nearest prototype) and the learned classifier
+    (`mentalens.safety.learned`, used with the shipped bank unless a bank is passed without one); each may only
+    raise. Returns None when the layer is unavailable (the failure is logged once and counted, never raised):
     the caller then keeps the rule decision.
     """
     now = time.monotonic()
     if _STATE.failed_at is not None and now - _STATE.failed_at < RETRY_AFTER_S and encoder is None and bank is None:
         return None
     try:
+        if learned is None and bank is None:
+            learned = get_learned()
         bank = bank or get_bank()
         if encoder is None:
             from mentalens.safety.sentence_encoder import get_encoder
@@ -300,6 +330,16 @@ def semantic_cues(
         vecs = encoder.encode([user_texts[i][s:e] for i, s, e in units])
         matches = bank.match(vecs)
         asked = bank.decide(matches)
+        learned_asked = [(RiskLevel.NONE, 0.0)] * len(units)
+        if learned:
+            from mentalens.safety.learned import english
+
+            # English sentences only (the encoder is English-only: Spanish is left to the rules and the bank), and
+            # only where the sentence is nearer to a risk prototype than to every benign look-alike prototype:
+            # the bank's look-alikes veto ("I want to jump on the trampoline" ~ "the kids keep jumping on the bed")
+            learned_asked = [a if english(user_texts[i][s:e]) and cos > benign else (RiskLevel.NONE, 0.0)
+                             for (i, s, e), (_b, cos, benign), a in
+                             zip(units, matches, learned.decide(learned.probabilities(vecs)), strict=True)]
     except Exception as exc:  # safety must not depend on this layer: the rules still decide
         _STATE.failures += 1
         _STATE.failed_at = now
@@ -309,14 +349,25 @@ def semantic_cues(
     _STATE.failed_at = None
     level = rule_level
     cues: list[Cue] = []
-    for (i, s, e), (b, cos, benign), lvl in zip(units, matches, asked, strict=True):
+    learned_raise = False
+    for (i, s, e), (b, cos, benign), lvl, (llvl, prob) in zip(units, matches, asked, learned_asked, strict=True):
         if lvl > rule_level:
             level = max(level, lvl, key=lambda x: x.rank)
             cues.append(Cue(f"semantic.{bank.levels[b].value}", user_texts[i][s:e], s, e, i, 1.0,
                             f"close to prototype '{bank.texts[b]}' (cosine {cos:.2f}, nearest benign {benign:.2f})",
                             f"semantic:{bank.ids[b]}"))
+        if llvl > rule_level:
+            level = max(level, llvl, key=lambda x: x.rank)
+            learned_raise = True
+            head = "imminent" if llvl == RiskLevel.IMMINENT else f">= {llvl.value}"
+            thr = learned.thresholds[llvl.rank - 1]
+            cues.append(Cue(f"semantic.{llvl.value}", user_texts[i][s:e], s, e, i, 1.0,
+                            f"learned sentence classifier: p({head}) {prob:.2f} >= threshold {thr:.2f}; nearest "
+                            f"prototype '{bank.texts[b]}' ({bank.levels[b].value}, cosine {cos:.2f})",
+                            f"learned:{llvl.value}"))
     if level > rule_level:
         _STATE.raised += 1
+        _STATE.learned_raised += learned_raise
     return level, cues
 
 

