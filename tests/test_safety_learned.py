@@ -55,18 +55,21 @@ def _toy_model() -> ln.LearnedRiskModel:
 
 
 def test_raises_with_a_cue_naming_the_sentence_score_and_nearest_prototype() -> None:
-    enc = _Lookup({"quiet words": [0.5, 0.0, 0.8]})  # p = .99, .95, .73, .27 -> high
+    enc = _Lookup({"quiet words": [0.58, 0.0, 0.81], "far words": [0.5, 0.0, 0.8]})  # p = .997, .978, .86, .45
     level, cues = sem.semantic_cues(["quiet words"], RiskLevel.LOW, encoder=enc, bank=_toy_bank(),
                                     learned=_toy_model())
     assert level == RiskLevel.HIGH
     assert [c.rule for c in cues] == ["learned:high"]  # the bank alone would not raise (threshold 0.99)
     c = cues[0]
     assert (c.text, c.start, c.end, c.message_index) == ("quiet words", 0, 11, 0)
-    assert "p(>= high) 0.73" in c.note and "I have a plan" in c.note
+    assert "p(>= high) 0.86" in c.note and "I have a plan" in c.note
+    # no risk prototype within LEARNED_MIN_COSINE (0.5 < 0.56): the learned reader does not raise
+    assert sem.semantic_cues(["far words"], RiskLevel.LOW, encoder=enc, bank=_toy_bank(),
+                             learned=_toy_model()) == (RiskLevel.LOW, [])
 
 
 def test_never_lowers_a_rule_decision() -> None:
-    enc = _Lookup({"calm": [-1.0, 0.0, 0.0], "quiet words": [0.5, 0.0, 0.8]})
+    enc = _Lookup({"calm": [-1.0, 0.0, 0.0], "quiet words": [0.58, 0.0, 0.81]})
     for lvl in RiskLevel:
         level, cues = sem.semantic_cues(["calm"], lvl, encoder=enc, bank=_toy_bank(), learned=_toy_model())
         assert level == lvl and cues == []
