@@ -73,9 +73,12 @@ class CachedAnalyzer:
 
 
 def extract_artefact(rev: str) -> Path:
-    """The analyzer artefact of git revision rev, copied into the cache (read from git, never checked out)."""
+    """The analyzer artefact of git revision rev, copied into the cache (read from git, never checked out);
+    rev may also be an artefact folder (e.g. one built by `mentalens train analyzer --output DIR`)."""
     from mentalens.paths import cache_dir
 
+    if Path(rev).expanduser().is_dir():
+        return Path(rev).expanduser()
     out = cache_dir("bench", f"analyzer-{rev}")
     for name in ("manifest.json", "weights.npz"):
         target = out / name
@@ -239,7 +242,7 @@ def _recorded_f1() -> dict[str, Any] | None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--before", default=BEFORE, help="git revision of the unmitigated artefact")
+    ap.add_argument("--before", default=BEFORE, help="git revision (or folder) of the unmitigated artefact")
     ap.add_argument("--after", default=str(ROOT / ARTEFACT), help="artefact folder after mitigation")
     ap.add_argument("--limit", type=int, default=30, help="analyzer: posts per IMHI set and attribute (0: all)")
     ap.add_argument("--hf-posts", type=int, default=1, help="SmolLM2: posts per set and attribute (0: skip)")
@@ -311,6 +314,8 @@ def main() -> None:
         b, a = f1["embedded_before"], f1["embedded_after"]
         f1_delta = {k: round(a[k]["weighted_f1"] - b[k]["weighted_f1"], 2) for k in b}
     cmd = "python bench/bias.py" + (f" --limit {args.limit}" if args.limit != 30 else "")
+    cmd += f" --before {args.before}" if args.before != BEFORE else ""
+    cmd += f" --output {args.output}" if Path(args.output) != ROOT / "bench" / "results" else ""
     cmd += f" --hf-posts {args.hf_posts}" if args.hf_posts != 1 else ""
     cmd += "".join(f" --hf-set {s}" for s in args.hf_set or ())
     cmd += f" --hf-tokens {args.hf_tokens}" if args.hf_tokens != 48 else ""

@@ -60,7 +60,7 @@ def paired_bootstrap(gold: list[str], before: list[str], after: list[str], n: in
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--set", action="append", default=None, help="IMHI test set (default: dreaddit, loneliness)")
-    ap.add_argument("--before", default=BEFORE)
+    ap.add_argument("--before", default=BEFORE, help="git revision (or folder) of the unmitigated artefact")
     ap.add_argument("--bootstrap", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "bias_f1_cost.json"))
@@ -91,6 +91,8 @@ def main() -> None:
                       str(r["posts_changed"]))  # fmt: skip
     console.print(table)
     cmd = "python bench/bias_f1_cost.py" + "".join(f" --set {s}" for s in args.set or ())
+    cmd += f" --before {args.before}" if args.before != BEFORE else ""
+    cmd += f" --out {args.out}" if Path(args.out) != ROOT / "bench" / "results" / "bias_f1_cost.json" else ""
     result = {"command": cmd, "before_revision": args.before, "after": ARTEFACT, "bootstrap": args.bootstrap,
               "seed": args.seed, "sets": out, "seconds": round(time.time() - t0, 1),
               "note": "the IMHI test sets are read for this report only; nothing is chosen with it"}  # fmt: skip
