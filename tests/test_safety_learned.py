@@ -19,10 +19,27 @@ from mentalens.safety import sentence_encoder as se
 EVAL = Path(__file__).resolve().parents[1] / "bench" / "data" / "safety_eval.jsonl"
 
 
+@pytest.fixture(autouse=True)
+def _learned_on(monkeypatch):
+    """The learned reader is opt-in ($MENTALENS_LEARNED_RISK=1) until its bias-audit flips are fixed."""
+    monkeypatch.setenv("MENTALENS_LEARNED_RISK", "1")
+    sem.reset()
+    yield
+    sem.reset()
+
+
+def test_off_by_default(monkeypatch) -> None:
+    monkeypatch.delenv("MENTALENS_LEARNED_RISK")
+    sem.reset()
+    assert sem.get_learned() is None
+    a = assess("I sat in the garage with the engine running for a while last night", semantic=True)
+    assert not any(c.rule.startswith("learned:") for c in a.cues)
+
+
 @pytest.fixture(scope="module")
 def model() -> ln.LearnedRiskModel:
     sem.reset()
-    m = sem.get_learned()
+    m = ln.LearnedRiskModel.load(ln.model_path())
     assert m is not None, "the learned model must ship: `mentalens train risk-learned`"
     return m
 
