@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -204,17 +205,9 @@ def train_risk(
                       f"{report['features']} features, thresholds {report['thresholds']})")
 
 
-@train_app.command("risk-semantic")
-def train_risk_semantic(
-    eval_set: Path = typer.Option(None, "--eval-set", help="The labelled safety set (default: "
-                                  "bench/data/safety_eval.jsonl of the source tree); only its dev and dev2 "
-                                  "splits tune."),
-    data: Path = typer.Option(None, "--data", help="The mentalens data folder for GoEmotions dev comments "
-                              "(default $MENTALENS_DATA)."),
-    out: Path = typer.Option(None, "--out", help="Where to write the bank (default: the packaged one)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the build report as JSON."),
-) -> None:
-    """Build the semantic risk layer's prototype bank (drops prototypes near held-out sentences, tunes on dev)."""
+def _build_safety_artefact(name: str, build: Any, save_to: Path, eval_set: Path | None,
+                           data: Path | None) -> tuple[Path, dict[str, Any]]:
+    """Shared by the semantic layer's two builders: find the labelled set, build with a spinner, save, reload."""
     import time
 
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -227,16 +220,31 @@ def train_risk_semantic(
     if not eval_set.is_file():
         raise DataError(f"{eval_set}: labelled safety set not found: pass --eval-set bench/data/safety_eval.jsonl "
                         "from a mentalens source checkout")
-    target = out or semantic.default_path()
     t0 = time.time()
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
                   transient=True) as progress:
-        task = progress.add_task("semantic risk bank", total=None)
-        bank, report = semantic.build_bank(eval_set, data,
-                                           progress=lambda msg: progress.update(task, description=msg))
-    path = bank.save(target)
+        task = progress.add_task(name, total=None)
+        artefact, report = build(eval_set, data, progress=lambda msg: progress.update(task, description=msg))
+    path = artefact.save(save_to)
     semantic.reset()
-    report = {**report, "artefact": str(path), "bytes": path.stat().st_size, "seconds": round(time.time() - t0, 1)}
+    return path, {**report, "artefact": str(path), "bytes": path.stat().st_size, "seconds": round(time.time() - t0, 1)}
+
+
+@train_app.command("risk-semantic")
+def train_risk_semantic(
+    eval_set: Path = typer.Option(None, "--eval-set", help="The labelled safety set (default: "
+                                  "bench/data/safety_eval.jsonl of the source tree); only its dev and dev2 "
+                                  "splits tune."),
+    data: Path = typer.Option(None, "--data", help="The mentalens data folder for GoEmotions dev comments "
+                              "(default $MENTALENS_DATA)."),
+    out: Path = typer.Option(None, "--out", help="Where to write the bank (default: the packaged one)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the build report as JSON."),
+) -> None:
+    """Build the semantic risk layer's prototype bank (drops prototypes near held-out sentences, tunes on dev)."""
+    from mentalens.safety import semantic
+
+    path, report = _build_safety_artefact("semantic risk bank", semantic.build_bank,
+                                          out or semantic.default_path(), eval_set, data)  # fmt: skip
     if as_json:
         print_json(report)
     else:
@@ -257,28 +265,10 @@ def train_risk_learned(
     as_json: bool = typer.Option(False, "--json", help="Print the build report as JSON."),
 ) -> None:
     """Build the semantic layer's learned sentence classifier (deterministic; thresholds chosen out of fold)."""
-    import time
+    from mentalens.safety import learned
 
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    from mentalens.errors import DataError
-    from mentalens.safety import learned, semantic
-
-    if eval_set is None:
-        eval_set = Path(__file__).resolve().parents[3] / "bench" / "data" / "safety_eval.jsonl"
-    if not eval_set.is_file():
-        raise DataError(f"{eval_set}: labelled safety set not found: pass --eval-set bench/data/safety_eval.jsonl "
-                        "from a mentalens source checkout")
-    target = out or learned.default_path()
-    t0 = time.time()
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
-                  transient=True) as progress:
-        task = progress.add_task("learned risk classifier", total=None)
-        model, report = learned.build_learned(eval_set, data,
-                                              progress=lambda msg: progress.update(task, description=msg))
-    path = model.save(target)
-    semantic.reset()
-    report = {**report, "artefact": str(path), "bytes": path.stat().st_size, "seconds": round(time.time() - t0, 1)}
+    path, report = _build_safety_artefact("learned risk classifier", learned.build_learned,
+                                          out or learned.default_path(), eval_set, data)  # fmt: skip
     if as_json:
         print_json(report)
     else:
