@@ -25,7 +25,6 @@ thresholds only, never a training text, and is rebuilt deterministically by `men
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import hashlib
 import json
 import logging
@@ -135,10 +134,9 @@ class LearnedRiskModel:
 
         path = Path(path)
         try:
-            with gzip.open(path, "rt", encoding="utf-8") as fh:
-                doc = json.load(fh)
-            if doc.get("format") != FORMAT_VERSION:
-                raise ValueError(f"format {doc.get('format')!r}, expected {FORMAT_VERSION}")
+            from mentalens.safety.semantic import read_artefact
+
+            doc = read_artefact(path, FORMAT_VERSION)
             return cls([dec(w) for w in doc["weights"]], [dec(b) for b in doc["biases"]],
                        list(doc["thresholds"]), meta=doc.get("meta", {}))
         except (OSError, ValueError, EOFError, KeyError, TypeError) as exc:

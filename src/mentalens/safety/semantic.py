@@ -138,6 +138,16 @@ def message_units(texts: Sequence[str]) -> list[tuple[int, int, int]]:
 
 
 # ------------------------------------------------------------------------------------------------ the bank
+def read_artefact(path: Path, version: int) -> dict[str, Any]:
+    """A gzipped JSON artefact of the semantic layer (bank or learned reader), checked for its format version;
+    ValueError/OSError/EOFError when it cannot be read (the callers turn them into a ModelError)."""
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        doc = json.load(fh)
+    if doc.get("format") != version:
+        raise ValueError(f"format {doc.get('format')!r}, expected {version}")
+    return doc
+
+
 @dataclasses.dataclass
 class SemanticBank:
     """Prototype vectors (unit length) with their ids/levels and the thresholds chosen on dev data."""
@@ -197,10 +207,7 @@ class SemanticBank:
 
         path = Path(path)
         try:
-            with gzip.open(path, "rt", encoding="utf-8") as fh:
-                doc = json.load(fh)
-            if doc.get("format") != FORMAT_VERSION:
-                raise ValueError(f"format {doc.get('format')!r}, expected {FORMAT_VERSION}")
+            doc = read_artefact(path, FORMAT_VERSION)
             vecs = np.frombuffer(base64.b64decode(doc["vectors_f16"]), dtype=np.float16)
             vecs = vecs.reshape(len(doc["ids"]), int(doc["dim"])).astype(np.float32)
             vecs /= np.linalg.norm(vecs, axis=1, keepdims=True).clip(1e-9)
