@@ -15,6 +15,8 @@ from mentalens.safety import RiskLevel, assess
 from mentalens.safety import learned as ln
 from mentalens.safety import semantic as sem
 from mentalens.safety import sentence_encoder as se
+from test_safety_semantic import _Lookup
+from test_safety_semantic import _toy_bank as _semantic_toy_bank
 
 EVAL = Path(__file__).resolve().parents[1] / "bench" / "data" / "safety_eval.jsonl"
 
@@ -51,18 +53,8 @@ def encoder() -> se.SentenceEncoder:
 
 
 # ------------------------------------------------------------------------------------------ logic (no model)
-class _Lookup:
-    def __init__(self, table: dict[str, list[float]]):
-        self.table = table
-
-    def encode(self, texts):
-        return np.array([self.table.get(t, [0.0, 0.0, 1.0]) for t in texts], dtype=np.float32)
-
-
 def _toy_bank() -> sem.SemanticBank:
-    return sem.SemanticBank(ids=["high.plan.en.1", "none.idiom.en.1"], levels=[RiskLevel.HIGH, RiskLevel.NONE],
-                            texts=["I have a plan", "this exam is killing me"],
-                            vectors=[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], threshold=0.99, margin=0.1)
+    return _semantic_toy_bank(threshold=0.99)  # the bank itself raises nothing here: only the learned reader
 
 
 def _toy_model() -> ln.LearnedRiskModel:

@@ -47,10 +47,11 @@ class _Lookup:
         return np.array([self.table.get(t, [0.0, 0.0, 1.0]) for t in texts], dtype=np.float32)
 
 
-def _toy_bank() -> sem.SemanticBank:
+def _toy_bank(threshold: float = 0.6) -> sem.SemanticBank:
+    """One high-risk and one benign prototype on orthogonal axes (also used by test_safety_learned.py)."""
     return sem.SemanticBank(ids=["high.plan.en.1", "none.idiom.en.1"], levels=[RiskLevel.HIGH, RiskLevel.NONE],
                             texts=["I have a plan", "this exam is killing me"],
-                            vectors=[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], threshold=0.6, margin=0.1)
+                            vectors=[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], threshold=threshold, margin=0.1)
 
 
 def test_raises_to_the_matched_prototype_and_names_it() -> None:
