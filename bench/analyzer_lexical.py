@@ -66,16 +66,15 @@ def logits(W: np.ndarray, b: np.ndarray, X: Any) -> np.ndarray:
 
 
 def cv_logits(X: Any, y: np.ndarray, labels: list[str], C: float, folds: int, seed: int) -> np.ndarray:
-    from sklearn.model_selection import StratifiedKFold
+    """Out-of-fold logits, from the same folds and fits as `mentalens train analyzer` (train.cross_val_proba):
+    binary -> log-odds of labels[1]; softmax -> log-probabilities (logits up to a per-row constant, which
+    changes neither the argmax nor a sum of two heads' argmax)."""
+    from mentalens.analyze.train import cross_val_proba
 
-    from mentalens.analyze.train import fit_linear
-
-    k = max(2, min(folds, int(np.unique(y, return_counts=True)[1].min())))
-    out = np.zeros((len(y), 1 if len(labels) == 2 else len(labels)))
-    for tr, te in StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y):
-        W, b = fit_linear(X[tr], y[tr], labels, C)
-        out[te] = logits(W, b, X[te])
-    return out
+    p = np.clip(cross_val_proba(X, y, labels, C, folds, seed), 1e-12, 1 - 1e-12)
+    if len(labels) == 2:
+        return np.log(p[:, 1:] / p[:, :1])
+    return np.log(p)
 
 
 def decide(z: np.ndarray, labels: list[str], t: float = 0.5) -> np.ndarray:
