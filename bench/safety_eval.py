@@ -64,9 +64,9 @@ CORE_FLAGS = ("harm_to_others", "abuse", "medical_emergency", "others_at_risk")
 CSSRS_MAP = {"Supportive": "none", "Indicator": "low", "Ideation": "moderate", "Behavior": "high", "Attempt": "high"}
 DATA = REPO / "bench" / "data" / "safety_eval.jsonl"
 BENIGN = ("benign_lookalike", "challenge_benign", "c2_benign", "c3_benign", "c4_benign", "dev2_benign", "c5_benign",
-          "dev3_benign")
+          "dev3_benign", "dev4_benign", "dev5_benign")
 SPLITS = ("test", "challenge", "challenge2", "challenge3", "challenge4", "challenge5", "dev", "dev2", "dev3",
-          "all")
+          "dev4", "dev5", "all")
 KINDS = ("system", "rules_classifier", "rules_only")  # system = rules + classifier + semantic layer
 OUT = REPO / "bench" / "results"
 
@@ -175,12 +175,14 @@ def html_report(result: dict) -> str:
     keys = ("recall_high_imminent", "recall_moderate_plus", "benign_false_alarm_rate", "exact_level_accuracy")
     parts.append("<h2>Side by side (system = rules + classifier + semantic layer)</h2><table border=1 cellpadding=4>"
                  "<tr><th>split</th><th>system</th>" + "".join(f"<th>{k}</th>" for k in keys) + "</tr>")
-    for split in ("dev", "dev2", "dev3", "test", "challenge", "challenge2", "challenge3", "challenge4", "challenge5"):
+    for split in ("dev", "dev2", "dev3", "dev4", "dev5", "test", "challenge", "challenge2", "challenge3", "challenge4",
+                  "challenge5"):
         for kind in KINDS:
             m = result["labelled"][split][kind]
             parts.append(f"<tr><td>{split}</td><td>{kind}</td>" + "".join(f"<td>{m[k]}</td>" for k in keys) + "</tr>")
     parts.append("</table>")
-    for split in ("test", "challenge", "challenge2", "challenge3", "challenge4", "challenge5", "dev", "dev2", "dev3"):
+    for split in ("test", "challenge", "challenge2", "challenge3", "challenge4", "challenge5", "dev", "dev2", "dev3",
+                  "dev4", "dev5"):
         m = result["labelled"][split]["system"]
         parts.append(f"<h2>Labelled set, {split} split (n={m['n']})</h2>")
         parts.append("<ul>" + "".join(f"<li>{k}: {m[k]}</li>" for k in keys) + "</ul>")
