@@ -6,7 +6,7 @@
 Issue 10 allows the mitigation to cost at most 0.5 weighted-F1 points on any IMHI test set; the recorded
 figures (bench/results/analyzer_quality_v1.json vs analyzer_quality.json) show dreaddit -2.24 and loneliness
 -0.45. This script predicts every post of the chosen test sets with both artefacts (before: git revision
---before, read into the cache as bench/bias.py does; after: the shipped one), and resamples the posts
+--before, read into the cache as bench/bias.py does; after: the shipped one or --after), and resamples the posts
 (the same resample for both: paired) to give the change's 95% interval and how often it is worse than -0.5.
 It reads only test sets that are already reported: nothing here chooses a model. Writes
 bench/results/bias_f1_cost.json.
@@ -61,6 +61,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--set", action="append", default=None, help="IMHI test set (default: dreaddit, loneliness)")
     ap.add_argument("--before", default=BEFORE, help="git revision (or folder) of the unmitigated artefact")
+    ap.add_argument("--after", default=str(ROOT / ARTEFACT), help="artefact folder after mitigation (default: shipped)")
     ap.add_argument("--bootstrap", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "bias_f1_cost.json"))
@@ -79,9 +80,10 @@ def main() -> None:
         records = [r for r in load_imhi(split="test", fmt="instruction", sets=[name]) if r.label is not None]
         with console.status(f"{name}: {len(records)} posts, both artefacts"):
             before = predictions(extract_artefact(args.before), records)
-            after = predictions(ROOT / ARTEFACT, records)
+            after = predictions(Path(args.after), records)
         out[name] = paired_bootstrap([r.label for r in records], before, after, args.bootstrap, args.seed)
-    table = Table(title=f"weighted F1 x100 before ({args.before}) / after (shipped), paired bootstrap "
+    after_name = "shipped" if Path(args.after) == ROOT / ARTEFACT else args.after
+    table = Table(title=f"weighted F1 x100 before ({args.before}) / after ({after_name}), paired bootstrap "
                         f"({args.bootstrap} resamples)")  # fmt: skip
     for col in ("set", "n", "before", "after", "Δ", "95% CI of Δ", "P(Δ < -0.5)", "posts changed"):
         table.add_column(col, justify="left" if col == "set" else "right")
@@ -92,8 +94,10 @@ def main() -> None:
     console.print(table)
     cmd = "python bench/bias_f1_cost.py" + "".join(f" --set {s}" for s in args.set or ())
     cmd += f" --before {args.before}" if args.before != BEFORE else ""
+    cmd += f" --after {args.after}" if after_name != "shipped" else ""
     cmd += f" --out {args.out}" if Path(args.out) != ROOT / "bench" / "results" / "bias_f1_cost.json" else ""
-    result = {"command": cmd, "before_revision": args.before, "after": ARTEFACT, "bootstrap": args.bootstrap,
+    result = {"command": cmd, "before_revision": args.before,
+              "after": ARTEFACT if after_name == "shipped" else args.after, "bootstrap": args.bootstrap,
               "seed": args.seed, "sets": out, "seconds": round(time.time() - t0, 1),
               "note": "the IMHI test sets are read for this report only; nothing is chosen with it"}  # fmt: skip
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")

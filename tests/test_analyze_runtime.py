@@ -3,6 +3,8 @@ and names, and the counterfactual augmentation of its training data."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -159,3 +161,30 @@ def test_exporting_to_onnx_leaves_the_model_in_eval_mode(tmp_path):
     assert not model.training and not any(m.training for m in model.modules())
     with torch.inference_mode():
         assert torch.equal(model(input_ids=ids).last_hidden_state, before)
+
+
+def test_shared_weighting_gives_a_post_and_its_copies_one_posts_weight():
+    """"share": a post with three stated-age copies weighs as much as a post with none (four rows of 1/4);
+    "copy" counts every copy as a post. train_head chooses between them by CV and records the choice."""
+    from mentalens.analyze.datasets import HeadData, Split
+    from mentalens.analyze.train import Augmented, TrainConfig, train_head
+    from mentalens.errors import ConfigError
+
+    aug = Augmented(np.zeros((4, 2), dtype=np.float32), np.array([0, 2, 2, 2]))
+    post_w, copy_w = dataclasses.replace(aug, weighting="share").weights(3)
+    assert post_w.tolist() == [0.5, 1.0, 0.25] and copy_w.tolist() == [0.5, 0.25, 0.25, 0.25]
+    assert [post_w[i] + copy_w[aug.src == i].sum() for i in range(3)] == [1.0, 1.0, 1.0]
+    assert [w.tolist() for w in aug.weights(3)] == [[1.0, 1.0, 1.0], [1.0] * 4]
+    with pytest.raises(ConfigError, match="augment_weighting"):
+        dataclasses.replace(aug, weighting="double").weights(3)
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 6)).astype(np.float32)
+    y = np.where(X[:, 0] + 0.5 * rng.normal(size=200) > 0, "yes", "no")
+    src = np.repeat(np.arange(0, 200, 4), 3)  # every fourth post has three copies
+    copies = Augmented(X[src] + np.float32(0.05) * rng.normal(size=(len(src), 6)).astype(np.float32), src)
+    h = HeadData("DR", "DR", None, ("no", "yes"), Split(list(map(str, range(200))), list(y)), Split(), "test")
+    fh = train_head(h, X, y, TrainConfig(c_grid=(1.0,), folds=3, augment_weighting=("copy", "share")), aug=copies)
+    m = fh.spec.metrics
+    assert m["augment_weighting"] in ("copy", "share") and set(m["grid"]) == {"C=1,w=0,aug=copy", "C=1,w=0,aug=share"}
+    assert m["cv_weighted_f1"] == max(m["grid"].values())
