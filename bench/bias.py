@@ -169,14 +169,18 @@ def analyzer_part(
 
 
 def _safety_digest() -> str:
-    """What decides the risk level and the pairs: every file of the safety package and its resources, and the
-    counterfactuals with the neutral reading (the classifier reads through it)."""
+    """What decides the risk level and the pairs: every file of the safety package and its resources, the
+    counterfactuals with the neutral reading (the classifier reads through it), and the learned reader in use."""
     src = ROOT / "src" / "mentalens"
     files = sorted((src / "safety").glob("*.py")) + sorted((src / "resources" / "safety").iterdir()) + [
         src / "evaluate" / "bias" / "counterfactuals.py", src / "evaluate" / "bias" / "neutral.py"]
     h = hashlib.sha1()
     for f in files:
         h.update(f.name.encode() + f.read_bytes())
+    from mentalens.safety import learned, semantic
+
+    if semantic.learned_enabled():  # $MENTALENS_LEARNED_RISK(_MODEL) change the decision too
+        h.update(b"learned:" + (learned.model_path().read_bytes() if learned.model_path().is_file() else b"-"))
     return h.hexdigest()[:12]
 
 

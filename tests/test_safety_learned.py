@@ -22,19 +22,21 @@ EVAL = Path(__file__).resolve().parents[1] / "bench" / "data" / "safety_eval.jso
 
 
 @pytest.fixture(autouse=True)
-def _learned_on(monkeypatch):
-    """The learned reader is opt-in ($MENTALENS_LEARNED_RISK=1) until its bias-audit flips are fixed."""
-    monkeypatch.setenv("MENTALENS_LEARNED_RISK", "1")
+def _learned_default(monkeypatch):
+    """Every test starts from the default (the learned reader on) and a fresh load."""
+    monkeypatch.delenv("MENTALENS_LEARNED_RISK", raising=False)
     sem.reset()
     yield
     sem.reset()
 
 
-def test_off_by_default(monkeypatch) -> None:
-    monkeypatch.delenv("MENTALENS_LEARNED_RISK")
+def test_on_by_default_and_switched_off_by_the_environment(monkeypatch) -> None:
+    text = "I sat in the garage with the engine running for a while last night"
+    assert sem.get_learned() is not None
+    monkeypatch.setenv("MENTALENS_LEARNED_RISK", "0")
     sem.reset()
     assert sem.get_learned() is None
-    a = assess("I sat in the garage with the engine running for a while last night", semantic=True)
+    a = assess(text, semantic=True)
     assert not any(c.rule.startswith("learned:") for c in a.cues)
 
 
@@ -95,6 +97,37 @@ def test_sentences_with_a_rule_cue_are_left_to_the_rules() -> None:
                              learned=_toy_model()) == (RiskLevel.NONE, [])
 
 
+def test_a_neutral_reader_reads_gender_and_name_swaps_alike() -> None:
+    said = ["my wife says Emily would be better off without me", "my husband says Jamal would be better off without me"]
+    neutral = {ln.read(t, "neutral") for t in said}
+    assert len(neutral) == 1 and "spouse" in next(iter(neutral))  # one reading for both
+    enc = _Lookup({next(iter(neutral)): [0.58, 0.0, 0.81]})  # only the neutral reading has a risky vector
+    m = _toy_model()
+    m.meta["reading"] = "neutral"
+    for text in said:
+        level, cues = sem.semantic_cues([text], RiskLevel.LOW, encoder=enc, bank=_toy_bank(), learned=m)
+        assert level == RiskLevel.HIGH and [c.rule for c in cues] == ["learned:high"]
+        assert cues[0].text == text  # the cue quotes what was written, not the reading
+    # a reader of the text as written (older artefacts: no "reading" in meta) sees the sentence itself
+    assert _toy_model().reading == "plain"
+    assert sem.semantic_cues([said[0]], RiskLevel.LOW, encoder=enc, bank=_toy_bank(),
+                             learned=_toy_model()) == (RiskLevel.LOW, [])
+    with pytest.raises(Exception, match="unknown reading"):
+        ln.read("text", "shouting")
+
+
+def test_threshold_search_scores_units_the_gates_stop_as_zero() -> None:
+    items = [ln._Item("i0", 3, 0, ["near", "far"], ["near", "far"])]
+    vec = {"near": np.array([0.58, 0.0, 0.81]), "far": np.array([0.5, 0.0, 0.86])}  # risk cosine .58 / .50
+    td = ln.TrainingData(items, vec, np.zeros((0, 3)), np.zeros(0, int), np.zeros((0, 3)), np.zeros((0, 3)),
+                         np.zeros(0, int), [], {}, {})
+    ungated = td.probs(_toy_model(), ["near", "far"])
+    td.gate = ln.gates(td, _toy_bank())
+    assert td.gate == {"near": True, "far": False}  # LEARNED_MIN_COSINE 0.56, as at run time
+    gated = td.probs(_toy_model(), ["near", "far"])
+    assert np.array_equal(gated[0], ungated[0]) and ungated[1].max() > 0.5 and not gated[1].any()
+
+
 def test_decide_picks_the_highest_head_over_its_threshold() -> None:
     m = ln.LearnedRiskModel.logistic([[0.0]] * 4, [0.0] * 4, [0.5, 0.6, 0.7, 0.8])
     got = m.decide(np.array([[0.9, 0.65, 0.2, 0.9], [0.4, 0.1, 0.0, 0.0], [0.9, 0.9, 0.9, 0.1]]))
@@ -140,6 +173,8 @@ def test_shipped_model_was_tuned_on_tuning_splits_only(model) -> None:
     assert oof["everyday_raised_rate"] <= cfg["max_everyday_rate"]
     # the model in use raises no benign tuning item (as the prototype bank)
     assert meta["in_sample_at_thresholds"]["benign_raised"] == 0
+    # it reads the neutral reading (bias audit) and its thresholds were chosen with the run-time gates
+    assert model.reading == "neutral" and meta["gates_in_threshold_search"] is True
 
 
 def test_encoder_failure_leaves_the_rules_in_charge(monkeypatch, caplog) -> None:
@@ -214,3 +249,19 @@ def test_layer_never_lowers_on_the_tuning_items(model) -> None:
     rows = [json.loads(line) for line in EVAL.read_text(encoding="utf-8").splitlines() if line.strip()]
     for r in [r for r in rows if r["split"] == "dev"]:
         assert assess(r["messages"], semantic=True).level >= assess(r["messages"], semantic=False).level, r["id"]
+
+
+def test_counterfactual_variants_of_a_sentence_get_the_same_level(model, encoder) -> None:
+    """The bias audit's attributes (gender words, first names, stated ages) do not move the learned reader: the
+    variants of a sentence are read as one neutral text, so they get the same level (the first pair is one it
+    raises: a raise survives the swap)."""
+    base = "I've said my goodbyes to {} and everyone who matters"
+    groups = [[base.format(w) for w in ("my wife", "my husband")], [base.format(w) for w in ("my mom", "my dad")],
+              [base.format(n) for n in ("Lakisha", "Emily", "Jamal", "Greg")],
+              [f"I'm {age} and " + base.format("my family") for age in (19, 45, 70)]]
+    for k, variants in enumerate(groups):
+        assert len({ln.read(v, model.reading) for v in variants}) == 1, variants
+        got = [assess(v, semantic=True) for v in variants]
+        assert len({a.level for a in got}) == 1, [(v, a.level) for v, a in zip(variants, got, strict=True)]
+        if k == 0:
+            assert all(any(c.rule.startswith("learned:") for c in a.cues) for a in got), variants

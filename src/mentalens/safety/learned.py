@@ -44,7 +44,7 @@ HEADS = (RiskLevel.LOW, RiskLevel.MODERATE, RiskLevel.HIGH, RiskLevel.IMMINENT)
 OFF = 1.01  # a head whose threshold is above any probability never fires
 # the splits of bench/data/safety_eval.jsonl this model is trained and tuned on (the prototype bank's thresholds
 # stay on semantic.TUNE_SPLITS); semantic.HELD_OUT_SPLITS are never used, except to drop near-duplicates
-TUNE_SPLITS = ("dev", "dev2", "dev3")
+TUNE_SPLITS = ("dev", "dev2", "dev3", "dev4")
 
 
 # ------------------------------------------------------------------------------------------------ the model
@@ -78,6 +78,11 @@ class LearnedRiskModel:
     @property
     def dim(self) -> int:
         return int(self.weights[0].shape[0])
+
+    @property
+    def reading(self) -> str:
+        """What the model reads: "neutral" (see `read`), or "plain" (the sentence as written; older artefacts)."""
+        return str(self.meta.get("reading", "plain"))
 
     def probabilities(self, vecs: Any) -> Any:
         """(n, 4) probabilities of level >= low, >= moderate, >= high, == imminent."""
@@ -172,8 +177,20 @@ class LearnedBuildConfig:
     everyday_train: int = 8000  # GoEmotions train comments (sentence units) as negatives
     everyday_weight: float = 0.5  # total weight of the GoEmotions negatives relative to the labelled units
     cssrs: bool = False  # C-SSRS posts as weak labels (tried: see docs/safety.md)
-    max_benign_oof_rate: float = 0.0  # tuning benign items raised by this layer alone, out of fold (as the bank)
-    max_everyday_rate: float = 0.004  # GoEmotions dev comments raised by this layer alone
+    # tuning benign items the layer raises out of fold: at most 0.5% (2 of 454). Chosen on dev5 (validation, first
+    # sight): 0 made the thresholds strict enough to lose 0.02-0.05 recall there (docs/safety.md)
+    max_benign_oof_rate: float = 0.005
+    # GoEmotions dev comments raised by this layer alone: none, because rules + classifier already flag 27 of
+    # 5,426 (0.498%) and the whole system must stay <= 0.5% (the run-time gates are part of the search, `gated`)
+    max_everyday_rate: float = 0.0
+    # sentences are read "neutral" (gendered words, first names, the audit's dialect forms and digits folded, as
+    # the char classifier reads them) at training and at run time: the bias audit found risk levels flipping on
+    # 0.31% of gender and 0.35% of dialect pairs when the reader read sentences as written ("plain")
+    reading: str = "neutral"
+    # score thresholds with the run-time gates applied (semantic.learned_gate: nearer a risk prototype than any
+    # benign look-alike, and within LEARNED_MIN_COSINE of one): thresholds chosen without them were too strict
+    # for what the gates let through (the gates then removed half the raises)
+    gated: bool = True
     # thresholds tried per head: sigmoid of 0, 0.5, ..., 9 (the MLP's probabilities crowd near 1)
     grid: tuple[float, ...] = tuple(round(1 / (1 + math.exp(-0.5 * i)), 6) for i in range(19))
     near_duplicate: float = 0.9  # training sentences this close to a held-out sentence are dropped
@@ -189,6 +206,32 @@ class _Item:
     level_before: int  # rules + classifier
     live: list[str]  # the units the layer reads (rule cues left to the rules)
     every: list[str]  # every unit (for training)
+
+
+def read(text: str, reading: str) -> str:
+    """The text the reader embeds: as written ("plain") or the neutral reading of the char classifier
+    (`classifier.preprocess`: normalised, gender- and name-neutral, dialect forms and digits folded)."""
+    if reading == "plain":
+        return text
+    if reading != "neutral":
+        raise ModelError(f"learned risk model: unknown reading {reading!r}: use 'plain' or 'neutral'")
+    from mentalens.safety.classifier import preprocess
+
+    return preprocess(text, reading)
+
+
+class ReadingEncoder:
+    """An encoder that embeds each text's reading (the vectors of the reader's training and of its run time)."""
+
+    def __init__(self, encoder: Any, reading: str):
+        self.encoder, self.reading = encoder, reading
+
+    def encode(self, texts: Sequence[str]) -> Any:
+        return self.encoder.encode([read(t, self.reading) for t in texts])
+
+    def flush(self) -> None:
+        if hasattr(self.encoder, "flush"):
+            self.encoder.flush()
 
 
 def english(text: str) -> bool:
@@ -233,6 +276,20 @@ class TrainingData:
     dev_comments: list[tuple[int, list[str]]]  # GoEmotions dev: (level before the layer, live units)
     dev_vec: dict[str, Any]
     report: dict[str, Any]
+    gate: dict[str, bool] | None = None  # unit text -> passes the run-time gates (None: not scored with gates)
+
+    def probs(self, model: LearnedRiskModel, units: Sequence[str], vec: dict[str, Any] | None = None) -> Any:
+        """(n, 4) probabilities of the units that have a vector; a unit the gates stop scores 0 (never raises)."""
+        import numpy as np
+
+        vec = self.vec if vec is None else vec
+        us = [u for u in units if u in vec]
+        if not us:
+            return np.zeros((0, len(HEADS)))
+        p = model.probabilities(np.stack([vec[u] for u in us]))
+        if self.gate is not None:
+            p = p * np.array([self.gate.get(u, True) for u in us], dtype=np.float64)[:, None]
+        return p
 
 
 class CachedEncoder:
@@ -294,7 +351,8 @@ def default_cache() -> Path:
 def collect(eval_set: str | Path, data_dir: str | Path | None, cfg: LearnedBuildConfig, encoder: Any,
             tune_splits: Sequence[str], held_out_splits: Sequence[str],
             say: Callable[[str], None] = lambda _m: None) -> TrainingData:
-    """Embed the tuning items, prototypes and everyday comments; drop anything near a held-out sentence."""
+    """Embed the tuning items, prototypes and everyday comments (each in the reader's reading); drop anything
+    near a held-out sentence."""
     import numpy as np
 
     from mentalens.data import LeakageGuard, load_goemotions
@@ -302,6 +360,7 @@ def collect(eval_set: str | Path, data_dir: str | Path | None, cfg: LearnedBuild
     from mentalens.safety.assess import assess
     from mentalens.safety.semantic import _eval_rows, _user_texts, load_prototypes, message_units
 
+    encoder = ReadingEncoder(encoder, cfg.reading)
     rows = _eval_rows(Path(eval_set))
     tune = [r for r in rows if r["split"] in tune_splits]
     if not tune:
@@ -486,8 +545,6 @@ def oof_probabilities(td: TrainingData, cfg: LearnedBuildConfig,
                       say: Callable[[str], None] = lambda _m: None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Out-of-fold (n_units, 4) probabilities per tuning item (grouped by item): of the units the layer reads at
     run time, and of every unit."""
-    import numpy as np
-
     fold = _folds(td.items, cfg.folds, cfg.seed)
     out: dict[str, Any] = {}
     every: dict[str, Any] = {}
@@ -497,9 +554,7 @@ def oof_probabilities(td: TrainingData, cfg: LearnedBuildConfig,
         m = fit_model(td, train, cfg)
         for it, g in zip(td.items, fold, strict=True):
             if g == f:
-                for units, dest in ((it.live, out), (it.every, every)):
-                    us = [u for u in units if u in td.vec]
-                    dest[it.id] = m.probabilities(np.stack([td.vec[u] for u in us])) if us else np.zeros((0, 4))
+                out[it.id], every[it.id] = td.probs(m, it.live), td.probs(m, it.every)
     return out, every
 
 
@@ -591,6 +646,21 @@ def choose_thresholds(scorer: Scorer, cfg: LearnedBuildConfig) -> tuple[list[flo
     return best_thr, best
 
 
+def gates(td: TrainingData, bank: Any) -> dict[str, bool]:
+    """Whether each tuning and GoEmotions dev unit passes the run-time gates of `semantic.learned_gate`."""
+    import numpy as np
+
+    from mentalens.safety.semantic import learned_gate
+
+    out: dict[str, bool] = {}
+    for vec in (td.vec, td.dev_vec):
+        units = list(vec)
+        if units:
+            matches = bank.match(np.stack([vec[u] for u in units]))
+            out.update({u: learned_gate(cos, benign) for u, (_b, cos, benign) in zip(units, matches, strict=True)})
+    return out
+
+
 def build_learned(
     eval_set: str | Path,
     data_dir: str | Path | None = None,
@@ -599,12 +669,13 @@ def build_learned(
     encoder: Any = None,
     progress: Callable[[str], None] | None = None,
     training: TrainingData | None = None,
+    bank: Any = None,
 ) -> tuple[LearnedRiskModel, dict[str, Any]]:
-    """Collect and embed the training units, choose thresholds out of fold, fit on everything."""
-    import numpy as np
+    """Collect and embed the training units, choose thresholds out of fold (with the run-time gates of `bank`,
+    default the shipped prototype bank), fit on everything."""
     import sklearn
 
-    from mentalens.safety.semantic import HELD_OUT_SPLITS, _sha256
+    from mentalens.safety.semantic import HELD_OUT_SPLITS, _sha256, get_bank
     from mentalens.safety.sentence_encoder import MODEL_NAME, get_encoder
 
     cfg = cfg or LearnedBuildConfig()
@@ -613,23 +684,19 @@ def build_learned(
         enc = encoder or CachedEncoder(get_encoder(), default_cache())
         training = collect(eval_set, data_dir, cfg, enc, TUNE_SPLITS, HELD_OUT_SPLITS, say)
     td = training
+    td.gate = gates(td, bank or get_bank()) if cfg.gated else None
     oof, oof_every = oof_probabilities(td, cfg, say)
     say("fitting on every tuning item")
     model = fit_model(td, td.items, cfg)
-    dev_probs = [model.probabilities(np.stack([td.dev_vec[u] for u in ls])) if ls else np.zeros((0, 4))
-                 for _, ls in td.dev_comments]
+    dev_probs = [td.probs(model, ls, td.dev_vec) for _, ls in td.dev_comments]
     say("choosing thresholds out of fold")
     thr, oof_scores = choose_thresholds(Scorer(td, oof, oof_every, dev_probs), cfg)
     model.thresholds = thr
-
-    def probs(units: list[str]) -> Any:
-        us = [u for u in units if u in td.vec]
-        return model.probabilities(np.stack([td.vec[u] for u in us])) if us else np.zeros((0, 4))
-
-    in_sample = Scorer(td, {it.id: probs(it.live) for it in td.items}, {it.id: probs(it.every) for it in td.items},
-                       dev_probs)(thr)
+    in_sample = Scorer(td, {it.id: td.probs(model, it.live) for it in td.items},
+                       {it.id: td.probs(model, it.every) for it in td.items}, dev_probs)(thr)
     model.meta = {
-        "encoder": MODEL_NAME, "heads": [h.value for h in HEADS], "config": dataclasses.asdict(cfg),
+        "encoder": MODEL_NAME, "reading": cfg.reading, "heads": [h.value for h in HEADS],
+        "config": dataclasses.asdict(cfg), "gates_in_threshold_search": cfg.gated,
         "eval_set_sha256": _sha256(Path(eval_set)), "tune_splits": list(TUNE_SPLITS),
         "held_out_splits": list(HELD_OUT_SPLITS), "sklearn": sklearn.__version__,
         "tuned_on": "tuning splits of the labelled set (out of fold) + GoEmotions dev comments; never test/challenge*",

@@ -244,6 +244,14 @@ class _State:
 # 27 (0.498%) and the whole system must stay <= 0.5%. It also removes its one raise of a dev look-alike (0.47).
 LEARNED_MIN_COSINE = 0.56
 
+
+def learned_gate(cos: float, benign: float) -> bool:
+    """Whether a learned raise may stand: the sentence is nearer to a risk prototype than to every benign
+    look-alike prototype (the bank's look-alikes veto: "I want to jump on the trampoline"), and within
+    LEARNED_MIN_COSINE of one. Applied at run time and in the reader's threshold search alike."""
+    return cos > benign and cos >= LEARNED_MIN_COSINE
+
+
 _STATE = _State()
 _LOCK = threading.Lock()
 RETRY_AFTER_S = 300.0  # after a load failure, the rules run alone for this long before the next try
@@ -280,10 +288,10 @@ def status() -> dict[str, Any]:
 
 
 def learned_enabled() -> bool:
-    """$MENTALENS_LEARNED_RISK=1 turns the learned classifier on. OFF by default: on the bias audit's
-    counterfactual pairs it flipped risk levels (dialect 0.35%, gender 0.31% of pairs; the safety layer must make
-    none), see docs/safety.md. The prototype bank runs either way."""
-    return os.environ.get("MENTALENS_LEARNED_RISK", "0").strip().lower() in ("1", "true", "yes", "on")
+    """The learned classifier is on unless $MENTALENS_LEARNED_RISK=0. (It was opt-in while it read sentences as
+    written and flipped risk levels on 0.31-0.35% of the bias audit's gender and dialect pairs; it now reads the
+    neutral reading and flips none, docs/safety.md.) The prototype bank runs either way."""
+    return os.environ.get("MENTALENS_LEARNED_RISK", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def get_learned() -> Any:
@@ -345,17 +353,20 @@ def semantic_cues(
         vecs = encoder.encode([user_texts[i][s:e] for i, s, e in units])
         matches = bank.match(vecs)
         asked = bank.decide(matches)
-        learned_asked = [(RiskLevel.NONE, 0.0)] * len(units)
+        learned_asked: list[tuple[RiskLevel, float, tuple[int, float, float]]] = [
+            (RiskLevel.NONE, 0.0, m) for m in matches]
         if learned:
-            from mentalens.safety.learned import english
+            from mentalens.safety.learned import english, read
 
-            # English sentences only (the encoder is English-only: Spanish is left to the rules and the bank), and
-            # only where the sentence is nearer to a risk prototype than to every benign look-alike prototype:
-            # the bank's look-alikes veto ("I want to jump on the trampoline" ~ "the kids keep jumping on the bed")
-            learned_asked = [a if english(user_texts[i][s:e]) and cos > benign and cos >= LEARNED_MIN_COSINE
-                             else (RiskLevel.NONE, 0.0)
-                             for (i, s, e), (_b, cos, benign), a in
-                             zip(units, matches, learned.decide(learned.probabilities(vecs)), strict=True)]
+            lmatches = matches
+            if learned.reading != "plain":  # the reader and its gates see the sentence as it was trained to
+                vecs = encoder.encode([read(user_texts[i][s:e], learned.reading) for i, s, e in units])
+                lmatches = bank.match(vecs)
+            # English sentences only (the encoder is English-only: Spanish is left to the rules and the bank)
+            learned_asked = [(lvl, p, m) if english(user_texts[i][s:e]) and learned_gate(m[1], m[2])
+                             else (RiskLevel.NONE, 0.0, m)
+                             for (i, s, e), m, (lvl, p) in
+                             zip(units, lmatches, learned.decide(learned.probabilities(vecs)), strict=True)]
     except Exception as exc:  # safety must not depend on this layer: the rules still decide
         _STATE.failures += 1
         _STATE.failed_at = now
@@ -366,7 +377,7 @@ def semantic_cues(
     level = rule_level
     cues: list[Cue] = []
     learned_raise = False
-    for (i, s, e), (b, cos, benign), lvl, (llvl, prob) in zip(units, matches, asked, learned_asked, strict=True):
+    for (i, s, e), (b, cos, benign), lvl, (llvl, prob, lm) in zip(units, matches, asked, learned_asked, strict=True):
         if lvl > rule_level:
             level = max(level, lvl, key=lambda x: x.rank)
             cues.append(Cue(f"semantic.{bank.levels[b].value}", user_texts[i][s:e], s, e, i, 1.0,
@@ -379,7 +390,7 @@ def semantic_cues(
             thr = learned.thresholds[llvl.rank - 1]
             cues.append(Cue(f"semantic.{llvl.value}", user_texts[i][s:e], s, e, i, 1.0,
                             f"learned sentence classifier: p({head}) {prob:.2f} >= threshold {thr:.2f}; nearest "
-                            f"prototype '{bank.texts[b]}' ({bank.levels[b].value}, cosine {cos:.2f})",
+                            f"prototype '{bank.texts[lm[0]]}' ({bank.levels[lm[0]].value}, cosine {lm[1]:.2f})",
                             f"learned:{llvl.value}"))
     if level > rule_level:
         _STATE.raised += 1
