@@ -341,6 +341,7 @@ def semantic_cues(
     try:
         if learned is None and bank is None:
             learned = get_learned()
+        from mentalens.safety.learned import read
         bank = bank or get_bank()
         if encoder is None:
             from mentalens.safety.sentence_encoder import get_encoder
@@ -350,18 +351,22 @@ def semantic_cues(
         _STATE.calls += 1
         if not units or rule_level >= RiskLevel.IMMINENT:
             return rule_level, []
-        vecs = encoder.encode([user_texts[i][s:e] for i, s, e in units])
+        texts = [user_texts[i][s:e] for i, s, e in units]
+        # the learned reader and its gates see each sentence as it was trained to (its neutral reading): encoded
+        # in the same call as the sentences themselves (one encoder run instead of two per turn)
+        readings = [] if not learned or learned.reading == "plain" else [read(t, learned.reading) for t in texts]
+        both = encoder.encode(texts + readings)
+        vecs = both[: len(texts)]
         matches = bank.match(vecs)
         asked = bank.decide(matches)
         learned_asked: list[tuple[RiskLevel, float, tuple[int, float, float]]] = [
             (RiskLevel.NONE, 0.0, m) for m in matches]
         if learned:
-            from mentalens.safety.learned import english, read
+            from mentalens.safety.learned import english
 
-            lmatches = matches
-            if learned.reading != "plain":  # the reader and its gates see the sentence as it was trained to
-                vecs = encoder.encode([read(user_texts[i][s:e], learned.reading) for i, s, e in units])
-                lmatches = bank.match(vecs)
+            if readings:
+                vecs = both[len(texts):]
+            lmatches = bank.match(vecs) if readings else matches
             # English sentences only (the encoder is English-only: Spanish is left to the rules and the bank)
             learned_asked = [(lvl, p, m) if english(user_texts[i][s:e]) and learned_gate(m[1], m[2])
                              else (RiskLevel.NONE, 0.0, m)
