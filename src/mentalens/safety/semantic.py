@@ -341,7 +341,7 @@ def semantic_cues(
     try:
         if learned is None and bank is None:
             learned = get_learned()
-        from mentalens.safety.learned import read
+        from mentalens.safety.learned import english, read
         bank = bank or get_bank()
         if encoder is None:
             from mentalens.safety.sentence_encoder import get_encoder
@@ -362,16 +362,13 @@ def semantic_cues(
         learned_asked: list[tuple[RiskLevel, float, tuple[int, float, float]]] = [
             (RiskLevel.NONE, 0.0, m) for m in matches]
         if learned:
-            from mentalens.safety.learned import english
-
-            if readings:
-                vecs = both[len(texts):]
-            lmatches = bank.match(vecs) if readings else matches
+            lvecs = both[len(texts):] if readings else vecs
+            lmatches = bank.match(lvecs) if readings else matches
             # English sentences only (the encoder is English-only: Spanish is left to the rules and the bank)
             learned_asked = [(lvl, p, m) if english(user_texts[i][s:e]) and learned_gate(m[1], m[2])
                              else (RiskLevel.NONE, 0.0, m)
                              for (i, s, e), m, (lvl, p) in
-                             zip(units, lmatches, learned.decide(learned.probabilities(vecs)), strict=True)]
+                             zip(units, lmatches, learned.decide(learned.probabilities(lvecs)), strict=True)]
     except Exception as exc:  # safety must not depend on this layer: the rules still decide
         _STATE.failures += 1
         _STATE.failed_at = now
