@@ -311,6 +311,15 @@ def main() -> None:
                      "rules_classifier": {"recall_high_imminent": 0.33, "recall_moderate_plus": 0.4067,
                                           "recall_any_risk": 0.4056, "benign_false_alarm_rate": 0.0625},
                      "system": "rules + classifier + semantic layer at commit a892df5"},
+            # dev4 (tuning, frozen at cd71ff5) and dev5 (validation, frozen at 6c5407c), written blind by helpers who
+            # never saw the held-out splits; first sight with the learned reader off (an ad-hoc script with this
+            # bench's labelled_metrics on that split only; the reader-off path is the code of 5f8663e)
+            "dev4": {"recall_high_imminent": 0.1926, "recall_moderate_plus": 0.3026, "benign_false_alarm_rate": 0.0738,
+                     "exact_level_accuracy": 0.52, "n": 400, "benign_lookalikes": 149,
+                     "system": "rules + classifier + semantic bank at commit 5f8663e (learned reader off)"},
+            "dev5": {"recall_high_imminent": 0.28, "recall_moderate_plus": 0.4207, "benign_false_alarm_rate": 0.0364,
+                     "exact_level_accuracy": 0.6, "n": 300, "benign_lookalikes": 110,
+                     "system": "rules + classifier + semantic bank, learned reader off (MENTALENS_LEARNED_RISK=0)"},
         },
         # recorded, not re-measured: the semantic layer's FIRST run on the held-out splits (an ad-hoc script with
         # these metrics), with the bank that ships (threshold 0.70, margin 0, chosen on dev allowing no dev
