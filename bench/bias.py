@@ -228,6 +228,21 @@ def hf_part(
     return s
 
 
+def _like_for_like_f1() -> dict[str, Any] | None:
+    """The mitigation's own cost: the shipped analyzer against the same recipe rebuilt without the mitigation, on
+    the full IMHI test sets with paired bootstrap intervals (bench/bias_f1_cost.py's record, docs/bias.md).
+    Why beside the v1 comparison: v1 -> shipped also contains every other change since (encoder, runtime)."""
+    f = ROOT / "bench/results/bias_f1_cost_like_for_like.json"
+    if not f.is_file():
+        return None
+    rec = json.loads(f.read_text())
+    sets = {k: {x: v[x] for x in ("n", "before", "after", "delta", "ci95", "p_loss_over_0_5")}
+            for k, v in rec["sets"].items()}  # fmt: skip
+    return {"sets": sets, "max_loss": round(max(0.0, -min(v["delta"] for v in sets.values())), 2),
+            "limit": 0.5, "command": rec["command"], "before": rec["before_revision"],
+            "source": "bench/results/bias_f1_cost_like_for_like.json"}  # fmt: skip
+
+
 def _recorded_f1() -> dict[str, Any] | None:
     """Full-IMHI-test weighted F1 of v1 (before) and the shipped analyzer (after) as bench/analyzer_quality.py
     recorded them (bench/results/analyzer_quality_v1.json and analyzer_quality.json), with the per-set change."""
@@ -346,6 +361,7 @@ def main() -> None:
         "before_revision": args.before,
         "analyzer_weighted_f1_audited_sample": {**f1, "delta_after_minus_before": f1_delta},
         "analyzer_weighted_f1_full_test": _recorded_f1(),
+        "analyzer_weighted_f1_like_for_like": _like_for_like_f1(),
         "systems": systems,
         "seconds": round(time.time() - t0, 1),
     }
