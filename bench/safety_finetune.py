@@ -202,13 +202,6 @@ class FineTunedReader:
         return self.prob_texts(texts, bar=len(texts) > 500)
 
 
-def _sample_weights(x: Any, y: Any, w: Any) -> Any:
-    """learned._fit's MLP weights (risk units up-weighted towards balance with the everyday negatives), mean 1."""
-    pos = y >= 1
-    sw = np.where(pos, w * (w[~pos].sum() / max(w[pos].sum(), 1e-9)) ** 0.5, w) if pos.any() else w
-    return sw / sw.mean()
-
-
 def finetune(texts: list[str], y: Any, sw: Any, mlp: LearnedRiskModel, cfg: FinetuneConfig,
              say: Any) -> tuple[Any, Any, Any, dict[str, Any]]:
     import torch
@@ -448,7 +441,8 @@ def main() -> None:
     keep = np.sort(np.random.default_rng(fcfg.seed).choice(n_ev, min(fcfg.everyday or n_ev, n_ev), replace=False))
     x, y, w = learned._training_set(dataclasses.replace(td, every_x=td.every_x[keep]), train, cfg, first)
     texts = rec.texts_of(x)
-    sw = _sample_weights(x, y, w)
+    sw = learned.balanced_weights(y >= 1, w)  # as learned._fit's MLP, mean 1
+    sw = sw / sw.mean()
     if args.reuse and CKPT.is_file():
         from transformers import AutoModel, AutoTokenizer
 

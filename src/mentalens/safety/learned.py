@@ -455,6 +455,15 @@ def _cssrs_units(root: Path, guard: Any, encoder: Any, say: Callable[[str], None
     return x, np.array([y for _, y in posts], dtype=int), {"posts": len(posts), "leakage_dropped": rep.dropped}
 
 
+def balanced_weights(pos: Any, w: Any) -> Any:
+    """Sample weights w with the positives scaled towards balance with the negatives: by the square root of the
+    negatives' to the positives' total weight (half way, on a log scale: the everyday negatives outnumber the
+    risk units many times over)."""
+    import numpy as np
+
+    return np.where(pos, w * (w[~pos].sum() / max(w[pos].sum(), 1e-9)) ** 0.5, w) if pos.any() else w
+
+
 def _fit(x: Any, y: Any, w: Any, cfg: LearnedBuildConfig) -> LearnedRiskModel:
     """The four cumulative heads: one small MLP with four sigmoid outputs (shared hidden layer, fixed seed), or
     one L2 logistic regression each. Deterministic for the same inputs, library versions and machine.
@@ -467,8 +476,7 @@ def _fit(x: Any, y: Any, w: Any, cfg: LearnedBuildConfig) -> LearnedRiskModel:
     if cfg.kind == "mlp":
         from sklearn.neural_network import MLPClassifier
 
-        pos = t[:, 0] == 1  # a risk unit: up-weighted towards balance with the everyday negatives
-        sw = np.where(pos, w * (w[~pos].sum() / max(w[pos].sum(), 1e-9)) ** 0.5, w) if pos.any() else w
+        sw = balanced_weights(t[:, 0] == 1, w)  # a risk unit: up-weighted towards balance with the negatives
         m = MLPClassifier(hidden_layer_sizes=(cfg.hidden,), alpha=cfg.alpha, max_iter=cfg.epochs,
                           random_state=cfg.seed, batch_size=min(256, len(y)), learning_rate_init=1e-3, tol=1e-6,
                           n_iter_no_change=cfg.epochs)
@@ -485,7 +493,7 @@ def _fit(x: Any, y: Any, w: Any, cfg: LearnedBuildConfig) -> LearnedRiskModel:
     coef, icpt = [], []
     for k in range(len(HEADS)):
         tk = t[:, k]
-        cw = np.where(tk == 1, w * (w[tk == 0].sum() / max(w[tk == 1].sum(), 1e-9)) ** 0.5, w) if tk.any() else w
+        cw = balanced_weights(tk == 1, w)
         lr = LogisticRegression(C=cfg.C, max_iter=2000, solver="lbfgs")
         lr.fit(x, tk, sample_weight=cw)
         coef.append(lr.coef_[0])
