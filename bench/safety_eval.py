@@ -175,14 +175,12 @@ def html_report(result: dict) -> str:
     keys = ("recall_high_imminent", "recall_moderate_plus", "benign_false_alarm_rate", "exact_level_accuracy")
     parts.append("<h2>Side by side (system = rules + classifier + semantic layer)</h2><table border=1 cellpadding=4>"
                  "<tr><th>split</th><th>system</th>" + "".join(f"<th>{k}</th>" for k in keys) + "</tr>")
-    for split in ("dev", "dev2", "dev3", "dev4", "dev5", "test", "challenge", "challenge2", "challenge3", "challenge4",
-                  "challenge5"):
+    for split in sorted(SPLITS[:-1], key=lambda sp: not sp.startswith("dev")):  # tuning splits first
         for kind in KINDS:
             m = result["labelled"][split][kind]
             parts.append(f"<tr><td>{split}</td><td>{kind}</td>" + "".join(f"<td>{m[k]}</td>" for k in keys) + "</tr>")
     parts.append("</table>")
-    for split in ("test", "challenge", "challenge2", "challenge3", "challenge4", "challenge5", "dev", "dev2", "dev3",
-                  "dev4", "dev5"):
+    for split in SPLITS[:-1]:
         m = result["labelled"][split]["system"]
         parts.append(f"<h2>Labelled set, {split} split (n={m['n']})</h2>")
         parts.append("<ul>" + "".join(f"<li>{k}: {m[k]}</li>" for k in keys) + "</ul>")
