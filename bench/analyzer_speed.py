@@ -9,6 +9,9 @@
   in interleaved rounds (best round of each kept), so the ratio is measured side by side;
 - the same posts through the two encoders alone (e.g. ONNX Runtime int8 beside eager PyTorch fp32),
   sentence by sentence, measured side by side in this run;
+- batch settings: the artefact's analyze_batch with the previous batching (64 posts per encoder call, 8192
+  padded tokens per forward pass) beside the current one (analyzer.CHUNK, EncoderConfig.batch_tokens),
+  interleaved (the vectors are identical either way: only padding differs);
 - single post: p50/p90 latency of analyze(text) without and with evidence (occlusion + explanations).
 The machine is shared (~5 developers on 2 cores): every figure is given as wall-clock posts/s AND as
 CPU-time posts/s (posts per CPU-second of this process x the cores), with the load average before and
@@ -90,6 +93,26 @@ def main() -> None:
     posts_per_s = batch_rates["artefact"]["posts_per_s"]
     cpu_posts_per_s = batch_rates["artefact"]["cpu_posts_per_s"]
 
+    # the same artefact with the previous batching beside the current one (only padding differs)
+    import mentalens.analyze.analyzer as analyzer_mod
+
+    settings = {"previous": (64, 8192), "current": (analyzer_mod.CHUNK, az.encoder.config.batch_tokens)}
+    set_runs: dict[str, list[tuple[float, float]]] = {name: [] for name in settings}
+    for _ in range(args.rounds):
+        for name, (chunk, budget) in settings.items():
+            saved = analyzer_mod.CHUNK, az.encoder.config.batch_tokens
+            analyzer_mod.CHUNK, az.encoder.config.batch_tokens = chunk, budget
+            try:
+                set_runs[name].append(timed(lambda: az.analyze_batch(posts, evidence=False, risk=False)))
+            finally:
+                analyzer_mod.CHUNK, az.encoder.config.batch_tokens = saved
+    setting_rates = {
+        name: {"posts_per_encoder_call": settings[name][0], "batch_tokens": settings[name][1],
+               "posts_per_s": round(len(posts) / min(w for w, _ in r), 1),
+               "cpu_posts_per_s": round(cores * len(posts) / min(c for _, c in r), 1)}
+        for name, r in set_runs.items()
+    }  # fmt: skip
+
     preps = [prepare(p) for p in posts]
     encoders = {"artefact": az.encoder, "baseline": base.encoder}
     enc_runs: dict[str, list[tuple[float, float]]] = {name: [] for name in encoders}
@@ -132,6 +155,10 @@ def main() -> None:
         "baseline": args.baseline or "the same heads behind eager PyTorch fp32 (text as written)",
         "baseline_runtime": base.describe()["runtime"],
         "rounds": args.rounds,
+        "batch_settings": setting_rates,
+        "batch_settings_speedup_wall": round(
+            setting_rates["current"]["posts_per_s"] / setting_rates["previous"]["posts_per_s"], 2
+        ),
         "encoder_only": runtimes,
         "encoder_speedup_cpu": round(
             runtimes["artefact"]["cpu_posts_per_s"] / runtimes["baseline"]["cpu_posts_per_s"], 2
@@ -156,6 +183,9 @@ def main() -> None:
                       f"{r['cpu_posts_per_s']:.1f}")  # fmt: skip
     table.add_row("batch speed-up over the baseline", f"{out['batch_speedup_wall']:.2f}x",
                   f"{out['batch_speedup_cpu']:.2f}x")  # fmt: skip
+    for name, r in setting_rates.items():
+        table.add_row(f"batch, {name} batching ({r['posts_per_encoder_call']} posts/call, {r['batch_tokens']} "
+                      "tokens/pass)", f"{r['posts_per_s']:.1f}", f"{r['cpu_posts_per_s']:.1f}")  # fmt: skip
     for name, r in runtimes.items():
         table.add_row(f"encoder only, {name} (posts/s)", f"{r['posts_per_s']:.1f}", f"{r['cpu_posts_per_s']:.1f}")
     table.add_row("encoder speed-up over the baseline (CPU time)", "", f"{out['encoder_speedup_cpu']:.2f}x")

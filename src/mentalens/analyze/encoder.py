@@ -44,7 +44,7 @@ class EncoderConfig:
     max_tokens: int = 256  # tokens per window, [CLS]/[SEP] included
     max_windows: int = 8  # at most max_windows * max_tokens tokens per post are read
     quantize: bool = False  # int8 weights (torch: dynamic quantisation; onnx: MatMulNBits) - faster on CPU
-    batch_tokens: int = 8192  # padded tokens per forward pass
+    batch_tokens: int = 1024  # padded tokens per forward pass (run time only; small same-length batches are fastest)
     runtime: str = "torch"  # "torch" | "onnx" (ONNX Runtime; exported once and cached)
     neutralize: bool = False  # the encoder reads gendered words and first names neutralised (bias mitigation)
     adapter: str | None = None  # a LoRA adapter folder (PEFT format) merged into the weights on load
