@@ -128,6 +128,27 @@ def test_threshold_search_scores_units_the_gates_stop_as_zero() -> None:
     assert np.array_equal(gated[0], ungated[0]) and ungated[1].max() > 0.5 and not gated[1].any()
 
 
+def test_the_gate_an_artefact_names_is_the_one_applied() -> None:
+    # cosine to the nearest risk prototype / to the nearest benign look-alike
+    assert sem.learned_gate(0.7, 0.6) and not sem.learned_gate(0.7, 0.8) and not sem.learned_gate(0.5, 0.1)
+    assert sem.learned_gate(0.7, 0.8, "floor") and not sem.learned_gate(0.5, 0.1, "floor")
+    assert sem.learned_gate(0.1, 0.9, "none")
+    with pytest.raises(Exception, match="unknown learned gate 'flor'.*did you mean 'floor'"):
+        sem.learned_gate(0.7, 0.6, "flor")
+    enc = _Lookup({"far words": [0.5, 0.0, 0.8]})  # risk cosine 0.5: below the floor, p(>= high) 0.86
+    m = _toy_model()
+    assert m.gate == "prototype"  # artefacts older than the choice were tuned under the prototype gate
+    assert sem.semantic_cues(["far words"], RiskLevel.LOW, encoder=enc, bank=_toy_bank(), learned=m) == (
+        RiskLevel.LOW, [])
+    m.meta["gate"] = "none"
+    level, cues = sem.semantic_cues(["far words"], RiskLevel.LOW, encoder=enc, bank=_toy_bank(), learned=m)
+    assert level == RiskLevel.HIGH and [c.rule for c in cues] == ["learned:high"]
+    td = ln.TrainingData([], {"far words": np.array([0.5, 0.0, 0.8])}, np.zeros((0, 3)), np.zeros(0, int),
+                         np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0, int), [], {}, {})
+    assert ln.gates(td, _toy_bank(), "floor") == {"far words": False}
+    assert ln.gates(td, _toy_bank(), "none") == {"far words": True}
+
+
 def test_decide_picks_the_highest_head_over_its_threshold() -> None:
     m = ln.LearnedRiskModel.logistic([[0.0]] * 4, [0.0] * 4, [0.5, 0.6, 0.7, 0.8])
     got = m.decide(np.array([[0.9, 0.65, 0.2, 0.9], [0.4, 0.1, 0.0, 0.0], [0.9, 0.9, 0.9, 0.1]]))

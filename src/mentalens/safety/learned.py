@@ -80,6 +80,12 @@ class LearnedRiskModel:
         return int(self.weights[0].shape[0])
 
     @property
+    def gate(self) -> str:
+        """The run-time gate its thresholds were chosen under (`semantic.LEARNED_GATES`); "prototype" for
+        artefacts older than the choice."""
+        return str(self.meta.get("gate", "prototype"))
+
+    @property
     def reading(self) -> str:
         """What the model reads: "neutral" (see `read`), or "plain" (the sentence as written; older artefacts)."""
         return str(self.meta.get("reading", "plain"))
@@ -181,16 +187,20 @@ class LearnedBuildConfig:
     # sight): 0 made the thresholds strict enough to lose 0.02-0.05 recall there (docs/safety.md)
     max_benign_oof_rate: float = 0.005
     # GoEmotions dev comments raised by this layer alone: none, because rules + classifier already flag 27 of
-    # 5,426 (0.498%) and the whole system must stay <= 0.5% (the run-time gates are part of the search, `gated`)
+    # 5,426 (0.498%) and the whole system must stay <= 0.5% (the run-time gate is part of the search, `gate`)
     max_everyday_rate: float = 0.0
     # sentences are read "neutral" (gendered words, first names, the audit's dialect forms and digits folded, as
     # the char classifier reads them) at training and at run time: the bias audit found risk levels flipping on
     # 0.31% of gender and 0.35% of dialect pairs when the reader read sentences as written ("plain")
     reading: str = "neutral"
-    # score thresholds with the run-time gates applied (semantic.learned_gate: nearer a risk prototype than any
-    # benign look-alike, and within LEARNED_MIN_COSINE of one): thresholds chosen without them were too strict
-    # for what the gates let through (the gates then removed half the raises)
-    gated: bool = True
+    # the run-time gate a raise must also pass (semantic.LEARNED_GATES; "prototype": nearer a risk prototype than
+    # any benign look-alike, and within LEARNED_MIN_COSINE of one), applied in the threshold search too:
+    # thresholds chosen without it were too strict for what it lets through (it then removed half the raises)
+    gate: str = "prototype"
+    # the splits it trains and tunes on, and splits kept unseen for validating the choice (as the held-out
+    # splits, their near-duplicates are dropped from training)
+    tune_splits: tuple[str, ...] = TUNE_SPLITS
+    validation_splits: tuple[str, ...] = ()
     # thresholds tried per head: sigmoid of 0, 0.5, ..., 9 (the MLP's probabilities crowd near 1)
     grid: tuple[float, ...] = tuple(round(1 / (1 + math.exp(-0.5 * i)), 6) for i in range(19))
     near_duplicate: float = 0.9  # training sentences this close to a held-out sentence are dropped
@@ -654,8 +664,8 @@ def choose_thresholds(scorer: Scorer, cfg: LearnedBuildConfig) -> tuple[list[flo
     return best_thr, best
 
 
-def gates(td: TrainingData, bank: Any) -> dict[str, bool]:
-    """Whether each tuning and GoEmotions dev unit passes the run-time gates of `semantic.learned_gate`."""
+def gates(td: TrainingData, bank: Any, kind: str = "prototype") -> dict[str, bool]:
+    """Whether each tuning and GoEmotions dev unit passes the run-time gate `kind` (`semantic.learned_gate`)."""
     import numpy as np
 
     from mentalens.safety.semantic import learned_gate
@@ -665,7 +675,8 @@ def gates(td: TrainingData, bank: Any) -> dict[str, bool]:
         units = list(vec)
         if units:
             matches = bank.match(np.stack([vec[u] for u in units]))
-            out.update({u: learned_gate(cos, benign) for u, (_b, cos, benign) in zip(units, matches, strict=True)})
+            out.update({u: learned_gate(cos, benign, kind)
+                        for u, (_b, cos, benign) in zip(units, matches, strict=True)})
     return out
 
 
@@ -690,9 +701,10 @@ def build_learned(
     say = progress or (lambda _m: None)
     if training is None:
         enc = encoder or CachedEncoder(get_encoder(), default_cache())
-        training = collect(eval_set, data_dir, cfg, enc, TUNE_SPLITS, HELD_OUT_SPLITS, say)
+        training = collect(eval_set, data_dir, cfg, enc, cfg.tune_splits,
+                           tuple(HELD_OUT_SPLITS) + tuple(cfg.validation_splits), say)
     td = training
-    td.gate = gates(td, bank or get_bank()) if cfg.gated else None
+    td.gate = None if cfg.gate == "none" else gates(td, bank or get_bank(), cfg.gate)
     oof, oof_every = oof_probabilities(td, cfg, say)
     say("fitting on every tuning item")
     model = fit_model(td, td.items, cfg)
@@ -704,9 +716,10 @@ def build_learned(
                        {it.id: td.probs(model, it.every) for it in td.items}, dev_probs)(thr)
     model.meta = {
         "encoder": MODEL_NAME, "reading": cfg.reading, "heads": [h.value for h in HEADS],
-        "config": dataclasses.asdict(cfg), "gates_in_threshold_search": cfg.gated,
-        "eval_set_sha256": _sha256(Path(eval_set)), "tune_splits": list(TUNE_SPLITS),
-        "held_out_splits": list(HELD_OUT_SPLITS), "sklearn": sklearn.__version__,
+        "config": dataclasses.asdict(cfg), "gate": cfg.gate,
+        "eval_set_sha256": _sha256(Path(eval_set)), "tune_splits": list(cfg.tune_splits),
+        "held_out_splits": list(HELD_OUT_SPLITS), "validation_splits": list(cfg.validation_splits),
+        "sklearn": sklearn.__version__,
         "tuned_on": "tuning splits of the labelled set (out of fold) + GoEmotions dev comments; never test/challenge*",
         "data": td.report,
         "out_of_fold_at_thresholds": {k: round(float(v), 4) for k, v in oof_scores.items()},

@@ -40,7 +40,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from mentalens.errors import DataError, ModelError
+from mentalens.errors import DataError, ModelError, UnknownNameError
 from mentalens.safety.types import Cue, RiskLevel
 
 log = logging.getLogger("mentalens.safety.semantic")
@@ -245,11 +245,27 @@ class _State:
 LEARNED_MIN_COSINE = 0.56
 
 
-def learned_gate(cos: float, benign: float) -> bool:
-    """Whether a learned raise may stand: the sentence is nearer to a risk prototype than to every benign
-    look-alike prototype (the bank's look-alikes veto: "I want to jump on the trampoline"), and within
-    LEARNED_MIN_COSINE of one. Applied at run time and in the reader's threshold search alike."""
-    return cos > benign and cos >= LEARNED_MIN_COSINE
+# What a learned raise must also pass, by the name its artefact records (`LearnedRiskModel.gate`), given the
+# sentence's cosine to its nearest risk prototype and to its nearest benign look-alike prototype:
+LEARNED_GATES: dict[str, Callable[[float, float], bool]] = {
+    # nearer a risk prototype than every look-alike (the bank's look-alikes veto: "I want to jump on the
+    # trampoline"), and within LEARNED_MIN_COSINE of one
+    "prototype": lambda cos, benign: cos > benign and cos >= LEARNED_MIN_COSINE,
+    # within LEARNED_MIN_COSINE of a risk prototype, whatever the look-alikes say
+    "floor": lambda cos, benign: cos >= LEARNED_MIN_COSINE,
+    # the reader alone (its thresholds then carry every false-alarm limit)
+    "none": lambda cos, benign: True,
+}
+
+
+def learned_gate(cos: float, benign: float, kind: str = "prototype") -> bool:
+    """Whether a learned raise may stand under the gate `kind` (LEARNED_GATES). Applied at run time and in the
+    reader's threshold search alike."""
+    try:
+        gate = LEARNED_GATES[kind]
+    except KeyError:
+        raise UnknownNameError("learned gate", kind, tuple(LEARNED_GATES)) from None
+    return gate(cos, benign)
 
 
 _STATE = _State()
@@ -365,7 +381,7 @@ def semantic_cues(
             lvecs = both[len(texts):] if readings else vecs
             lmatches = bank.match(lvecs) if readings else matches
             # English sentences only (the encoder is English-only: Spanish is left to the rules and the bank)
-            learned_asked = [(lvl, p, m) if english(user_texts[i][s:e]) and learned_gate(m[1], m[2])
+            learned_asked = [(lvl, p, m) if english(user_texts[i][s:e]) and learned_gate(m[1], m[2], learned.gate)
                              else (RiskLevel.NONE, 0.0, m)
                              for (i, s, e), m, (lvl, p) in
                              zip(units, lmatches, learned.decide(learned.probabilities(lvecs)), strict=True)]

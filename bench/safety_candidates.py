@@ -1,0 +1,119 @@
+"""Learned-reader candidates side by side on one unseen validation split, with the safety bench's own metrics.
+
+    python bench/safety_candidates.py --split dev6 \
+        --build B:tune_splits=dev+dev2+dev3+dev4+dev5 --build C:tune_splits=...,gate=floor [--rounds-file F]
+
+Why: each round of issue 7 chooses the learned sentence reader (`mentalens.safety.learned`) among a few
+candidates, by a rule written down before the validation split is read. This script makes that one command:
+it builds every candidate (`learned.build_learned` with the given `LearnedBuildConfig` overrides, the
+validation split always kept out of training and its near-duplicates dropped), then assesses the split once
+with each candidate in place of the shipped reader, plus the shipped reader ("shipped") and the layer without
+a reader ("off"). Only tuning/validation splits (dev*) may be read here: the held-out splits (test,
+challenge*) are refused, so no candidate is ever chosen on them.
+Writes bench/results/safety_candidates.json (figures per candidate; the built artefacts go to --out-dir).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+
+def parse_build(spec: str) -> tuple[str, dict[str, object]]:
+    """"NAME:key=value,key=value" -> (NAME, overrides); tuple fields take "+"-joined values."""
+    from mentalens.safety.learned import LearnedBuildConfig
+
+    name, _, rest = spec.partition(":")
+    fields = {f.name: f for f in dataclasses.fields(LearnedBuildConfig)}
+    out: dict[str, object] = {}
+    for kv in filter(None, rest.split(",")):
+        key, _, value = kv.partition("=")
+        if key not in fields:
+            raise SystemExit(f"--build {spec}: unknown setting {key!r}; choose from {', '.join(fields)}")
+        default = getattr(LearnedBuildConfig(), key)
+        if isinstance(default, tuple):
+            out[key] = tuple(v for v in value.split("+") if v)
+        elif isinstance(default, bool):
+            out[key] = value.lower() in ("1", "true", "yes")
+        else:
+            out[key] = type(default)(value)
+    if not name:
+        raise SystemExit(f"--build {spec}: give the candidate a name (NAME:key=value,...)")
+    return name, out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--split", required=True, help="the validation split (dev* only)")
+    ap.add_argument("--build", action="append", default=[], help="NAME:key=value,... (LearnedBuildConfig)")
+    ap.add_argument("--out-dir", default="/tmp/mentalens-safety-candidates")
+    ap.add_argument("--output", default=str(ROOT / "bench" / "results" / "safety_candidates.json"))
+    args = ap.parse_args()
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from mentalens.data.io import atomic_write
+    from mentalens.safety import assess, learned, semantic
+    from mentalens.safety.semantic import HELD_OUT_SPLITS
+    from safety_eval import DATA, labelled_metrics
+
+    console = Console()
+    if args.split in HELD_OUT_SPLITS or not args.split.startswith("dev"):
+        raise SystemExit(f"--split {args.split}: only tuning/validation splits (dev*) may choose a candidate")
+    rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [r for r in rows if r["split"] == args.split]
+    if not rows:
+        raise SystemExit(f"--split {args.split}: no item of that split in {DATA}")
+
+    builds = [parse_build(b) for b in args.build]
+    models: dict[str, object] = {"off": False, "shipped": learned.LearnedRiskModel.load(learned.model_path())}
+    configs: dict[str, dict] = {"off": {}, "shipped": models["shipped"].meta.get("config", {})}
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, overrides in builds:
+        if args.split in overrides.get("tune_splits", learned.TUNE_SPLITS):
+            raise SystemExit(f"--build {name}: it would train on the validation split {args.split}")
+        overrides["validation_splits"] = tuple(overrides.get("validation_splits", ())) + (args.split,)
+        cfg = learned.LearnedBuildConfig(**overrides)
+        console.print(f"building {name}: {overrides}")
+        model, _report = learned.build_learned(DATA, cfg=cfg, progress=lambda m, n=name: console.print(f"  [{n}] {m}"))
+        model.save(out_dir / f"{name}.json.gz")
+        models[name], configs[name] = model, dataclasses.asdict(cfg)
+
+    semantic.get_bank()
+    results: dict[str, dict] = {}
+    for name, model in models.items():
+        semantic._STATE.learned = model  # the reader assess() uses (False: none)
+        preds = {r["id"]: assess(r["messages"]) for r in rows}
+        m = labelled_metrics(rows, preds)
+        results[name] = {k: m[k] for k in ("recall_high_imminent", "recall_moderate_plus", "recall_imminent_exact",
+                                           "benign_false_alarm_rate", "over_triage", "exact_level_accuracy")}
+        results[name]["thresholds"] = list(getattr(model, "thresholds", []) or [])
+        results[name]["gate"] = getattr(model, "gate", None) if model else None
+    semantic._STATE.learned = None
+
+    table = Table(title=f"learned-reader candidates on {args.split} ({len(rows)} items)")
+    for col in ("candidate", "recall high+", "recall moderate+", "sum", "benign false alarms", "over-triage"):
+        table.add_column(col, justify="left" if col == "candidate" else "right")
+    for name, r in results.items():
+        table.add_row(name, f"{r['recall_high_imminent']:.3f}", f"{r['recall_moderate_plus']:.3f}",
+                      f"{r['recall_high_imminent'] + r['recall_moderate_plus']:.3f}",
+                      f"{r['benign_false_alarm_rate']:.3f}", f"{r['over_triage']:.3f}")
+    console.print(table)
+    with atomic_write(args.output) as f:
+        json.dump({"split": args.split, "items": len(rows), "candidates": results, "configs": configs}, f,
+                  indent=1, default=list)
+        f.write("\n")
+    console.print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
