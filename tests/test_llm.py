@@ -145,6 +145,9 @@ def test_broken_or_ambiguous_gguf_inputs_are_model_errors(tmp_path):
     junk.write_bytes(b"GGUF" + b"\0" * 64)
     with pytest.raises(ModelError, match="junk.gguf"):
         resolve_model(str(junk))
+    from mentalens.llm.gguf import conversion_dir
+
+    assert not Path(f"{conversion_dir(junk)}.lock").exists()  # nothing left in the user's cache
     two = tmp_path / "two"
     two.mkdir()
     for name in ("a.gguf", "b.gguf"):

@@ -45,8 +45,6 @@ def cached_conversion(name: str) -> Path | None:
 
 def convert_gguf(gguf: str | Path, *, name: str | None = None, force: bool = False) -> Path:
     """A cached HF folder with the dequantised weights and tokenizer of a .gguf file."""
-    from filelock import FileLock
-
     src = Path(gguf).expanduser()
     if not src.is_file():
         raise ModelError(f"GGUF file {src} not found: check the path")
@@ -55,9 +53,22 @@ def convert_gguf(gguf: str | Path, *, name: str | None = None, force: bool = Fal
     target = conversion_dir(src, name)
     if (target / MARKER).is_file() and not force:
         return target
-    with FileLock(str(target) + ".lock"):
+    lock = Path(str(target) + ".lock")
+    try:
+        _convert_locked(src, target, lock, name, force)
+    except BaseException:
+        if not target.exists():  # a file that cannot be converted leaves nothing behind in the cache
+            lock.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _convert_locked(src: Path, target: Path, lock: Path, name: str | None, force: bool) -> None:
+    from filelock import FileLock
+
+    with FileLock(str(lock)):
         if (target / MARKER).is_file() and not force:
-            return target
+            return
         tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         try:
@@ -71,7 +82,6 @@ def convert_gguf(gguf: str | Path, *, name: str | None = None, force: bool = Fal
             os.replace(tmp, target)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    return target
 
 
 def _convert(src: Path, out: Path) -> None:
