@@ -1,7 +1,8 @@
 """Learned-reader candidates side by side on one unseen validation split, with the safety bench's own metrics.
 
     python bench/safety_candidates.py --split dev6 \
-        --build B:tune_splits=dev+dev2+dev3+dev4+dev5 --build C:tune_splits=...,gate=floor [--rounds-file F]
+        --build B:tune_splits=dev+dev2+dev3+dev4+dev5 --build C:tune_splits=...,gate=floor [--build-only]
+    python bench/safety_candidates.py --split dev6 --load B=DIR/B.json.gz --load C=DIR/C.json.gz
 
 Why: each round of issue 7 chooses the learned sentence reader (`mentalens.safety.learned`) among a few
 candidates, by a rule written down before the validation split is read. This script makes that one command:
@@ -53,6 +54,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--split", required=True, help="the validation split (dev* only)")
     ap.add_argument("--build", action="append", default=[], help="NAME:key=value,... (LearnedBuildConfig)")
+    ap.add_argument("--load", action="append", default=[], help="NAME=PATH: a candidate built before (--build-only)")
+    ap.add_argument("--build-only", action="store_true",
+                    help="build the candidates and stop, before the split is read (e.g. to run the test suite "
+                         "with each installed: MENTALENS_LEARNED_RISK_MODEL=PATH)")
     ap.add_argument("--out-dir", default="/tmp/mentalens-safety-candidates")
     ap.add_argument("--output", default=str(ROOT / "bench" / "results" / "safety_candidates.json"))
     args = ap.parse_args()
@@ -87,6 +92,15 @@ def main() -> None:
         model, _report = learned.build_learned(DATA, cfg=cfg, progress=lambda m, n=name: console.print(f"  [{n}] {m}"))
         model.save(out_dir / f"{name}.json.gz")
         models[name], configs[name] = model, dataclasses.asdict(cfg)
+    if args.build_only:
+        console.print(f"built {', '.join(n for n, _ in builds)} in {out_dir}; {args.split} not read")
+        return
+    for spec in args.load:
+        name, _, path = spec.partition("=")
+        model = learned.LearnedRiskModel.load(path)
+        if args.split in model.meta.get("tune_splits", ()):
+            raise SystemExit(f"--load {spec}: it was trained on the validation split {args.split}")
+        models[name], configs[name] = model, model.meta.get("config", {})
 
     semantic.get_bank()
     results: dict[str, dict] = {}
@@ -98,6 +112,7 @@ def main() -> None:
                                            "benign_false_alarm_rate", "over_triage", "exact_level_accuracy")}
         results[name]["thresholds"] = list(getattr(model, "thresholds", []) or [])
         results[name]["gate"] = getattr(model, "gate", None) if model else None
+        results[name]["left_to_rules"] = semantic.left_to_rules_policy()
     semantic._STATE.learned = None
 
     table = Table(title=f"learned-reader candidates on {args.split} ({len(rows)} items)")

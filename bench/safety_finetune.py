@@ -356,7 +356,7 @@ def everyday_unseen(readers: dict[str, tuple[Any, bool]], encoder: Any, bank: An
     before, lives = [], []
     for r in comments:
         a = assess(r.text, semantic=False)
-        disc = semantic.cues_left_to_rules(a.cues)
+        disc = semantic.cues_left_to_rules(a.cues, a.level)
         before.append(a.level.rank)
         lives.append([r.text[s:e] for _i, s, e in semantic.message_units([r.text])
                       if not semantic._discounted((_i, s, e), disc) and learned.english(r.text[s:e])])

@@ -194,8 +194,11 @@ def test_shipped_model_was_tuned_on_tuning_splits_only(model) -> None:
     assert oof["everyday_raised_rate"] <= cfg["max_everyday_rate"]
     # the model in use raises no benign tuning item (as the prototype bank)
     assert meta["in_sample_at_thresholds"]["benign_raised"] == 0
-    # it reads the neutral reading (bias audit) and its thresholds were chosen with the run-time gates
-    assert model.reading == "neutral" and meta["gates_in_threshold_search"] is True
+    # it reads the neutral reading (bias audit); its thresholds were chosen under the gate it is run with
+    assert model.reading == "neutral" and model.gate in sem.LEARNED_GATES
+    assert meta.get("gate", "prototype") == model.gate == meta["config"].get("gate", "prototype")
+    # a validation split stayed unseen
+    assert not set(meta.get("validation_splits", ())) & set(meta["tune_splits"])
 
 
 def test_encoder_failure_leaves_the_rules_in_charge(monkeypatch, caplog) -> None:

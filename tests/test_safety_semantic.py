@@ -79,6 +79,24 @@ def test_sentences_the_rules_understood_are_left_to_them() -> None:
     assert assess("I have the pills").level == RiskLevel.NONE
 
 
+def test_left_to_rules_policies() -> None:
+    from mentalens.safety.types import Cue
+
+    generic = Cue("preparation", "counted out", 5, 16, 0, 1.0, None, "en.prep.counted", contextual=True)
+    passive = Cue("passive", "want to die", 0, 11, 1, 1.0, None, "en.passive")
+    negated = Cue("ideation", "kill myself", 0, 11, 2, 0.0, "negated", "en.ideation")
+    flag = Cue("medical_emergency", "overdose", 0, 8, 3, 1.0, None, "en.med")
+    cues = [generic, passive, negated, flag]
+    assert sem.cues_left_to_rules(cues, RiskLevel.LOW) == [generic, passive, negated]  # default "any-cue"
+    # a generic phrase the rules could not count (no explicit cue beside it) leaves its sentence to the layer;
+    # what the rules counted or discounted stays theirs
+    assert sem.cues_left_to_rules(cues, RiskLevel.LOW, "context-read") == [passive, negated]
+    # once the rules reached the phrase's level it counted: its sentence is theirs again
+    assert sem.cues_left_to_rules(cues, RiskLevel.HIGH, "context-read") == [generic, passive, negated]
+    with pytest.raises(Exception, match="unknown left-to-rules policy"):
+        sem.cues_left_to_rules(cues, RiskLevel.LOW, "everything")
+
+
 def test_rule_discounted_sentences_are_not_overturned() -> None:
     from mentalens.safety.types import Cue
 

@@ -258,7 +258,7 @@ def train_risk_semantic(
 def train_risk_learned(
     eval_set: Path = typer.Option(None, "--eval-set", help="The labelled safety set (default: "
                                   "bench/data/safety_eval.jsonl of the source tree); only its tuning splits "
-                                  "(learned.TUNE_SPLITS: dev, dev2, dev3, dev4) train and tune."),
+                                  "(learned.TUNE_SPLITS) train and tune."),
     data: Path = typer.Option(None, "--data", help="The mentalens data folder (GoEmotions train/dev; default "
                               "$MENTALENS_DATA)."),
     out: Path = typer.Option(None, "--out", help="Where to write the model (default: the packaged one)."),

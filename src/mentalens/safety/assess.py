@@ -153,9 +153,10 @@ def assess(
         from mentalens.safety import semantic as sem
 
         if semantic or (sem.enabled_by_default() and sem.bank_path().is_file()):
-            # sentences with a rule cue are left to the rules (flag-only cues excepted): the layer reads what
-            # they missed entirely
-            found = sem.semantic_cues(user_texts, level, sem.cues_left_to_rules(cues))
+            # sentences the rules judged are left to them (sem.LEFT_TO_RULES says which): the layer reads
+            # what they missed
+            left = sem.cues_left_to_rules(cues, level, sem.left_to_rules_policy())
+            found = sem.semantic_cues(user_texts, level, left)
             if found is not None:
                 semantic_level, sem_cues = found
                 cues.extend(sem_cues)

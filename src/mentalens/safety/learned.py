@@ -45,6 +45,8 @@ OFF = 1.01  # a head whose threshold is above any probability never fires
 # the splits of bench/data/safety_eval.jsonl this model is trained and tuned on (the prototype bank's thresholds
 # stay on semantic.TUNE_SPLITS); semantic.HELD_OUT_SPLITS are never used, except to drop near-duplicates
 TUNE_SPLITS = ("dev", "dev2", "dev3", "dev4")
+# unseen by training (near-duplicates dropped as for held-out splits): the split of a choice in progress
+VALIDATION_SPLITS: tuple[str, ...] = ()
 
 
 # ------------------------------------------------------------------------------------------------ the model
@@ -84,6 +86,11 @@ class LearnedRiskModel:
         """The run-time gate its thresholds were chosen under (`semantic.LEARNED_GATES`); "prototype" for
         artefacts older than the choice."""
         return str(self.meta.get("gate", "prototype"))
+
+    @property
+    def left_to_rules(self) -> str:
+        """Which sentences it leaves to the rules (`semantic.LEFT_TO_RULES_POLICIES`), as in its tuning."""
+        return str(self.meta.get("left_to_rules", "any-cue"))
 
     @property
     def reading(self) -> str:
@@ -195,12 +202,16 @@ class LearnedBuildConfig:
     reading: str = "neutral"
     # the run-time gate a raise must also pass (semantic.LEARNED_GATES; "prototype": nearer a risk prototype than
     # any benign look-alike, and within LEARNED_MIN_COSINE of one), applied in the threshold search too:
-    # thresholds chosen without it were too strict for what it lets through (it then removed half the raises)
+    # thresholds chosen without it were too strict for what it lets through (it then removed half the raises).
+    # "none" won round 4 on dev6 but raised benign look-alikes of the rules' regression tests ("I've set aside
+    # enough money to do it"): not shipped (docs/safety.md)
     gate: str = "prototype"
+    # which sentences are left to the rules (semantic.LEFT_TO_RULES_POLICIES), at tuning and at run time
+    left_to_rules: str = "any-cue"
     # the splits it trains and tunes on, and splits kept unseen for validating the choice (as the held-out
     # splits, their near-duplicates are dropped from training)
     tune_splits: tuple[str, ...] = TUNE_SPLITS
-    validation_splits: tuple[str, ...] = ()
+    validation_splits: tuple[str, ...] = VALIDATION_SPLITS
     # thresholds tried per head: sigmoid of 0, 0.5, ..., 9 (the MLP's probabilities crowd near 1)
     grid: tuple[float, ...] = tuple(round(1 / (1 + math.exp(-0.5 * i)), 6) for i in range(19))
     near_duplicate: float = 0.9  # training sentences this close to a held-out sentence are dropped
@@ -253,13 +264,13 @@ def english(text: str) -> bool:
     return detect_language([text]) != "es"
 
 
-def _item_units(row: dict) -> _Item:
+def _item_units(row: dict, policy: str = "any-cue") -> _Item:
     from mentalens.safety.assess import assess
     from mentalens.safety.semantic import _discounted, _user_texts, cues_left_to_rules, message_units
 
     texts = _user_texts(row["messages"])
     a = assess(row["messages"], semantic=False)
-    disc = cues_left_to_rules(a.cues)
+    disc = cues_left_to_rules(a.cues, a.level, policy)
     units = message_units(texts)
     live = [texts[i][s:e] for i, s, e in units if not _discounted((i, s, e), disc) and english(texts[i][s:e])]
     every = [texts[i][s:e] for i, s, e in units if english(texts[i][s:e])]
@@ -376,7 +387,7 @@ def collect(eval_set: str | Path, data_dir: str | Path | None, cfg: LearnedBuild
     if not tune:
         raise DataError(f"{eval_set}: no item of the tuning splits {list(tune_splits)}: pass the labelled set")
     say(f"rules on {len(tune)} tuning items")
-    items = [_item_units(r) for r in tune]
+    items = [_item_units(r, cfg.left_to_rules) for r in tune]
 
     # held-out splits stay held out: their sentences are embedded ONLY to drop near-duplicate training units
     held_texts: list[str] = []
@@ -432,7 +443,7 @@ def collect(eval_set: str | Path, data_dir: str | Path | None, cfg: LearnedBuild
 
     for r in dev:
         a = assess(r.text, semantic=False)
-        disc = cues_left_to_rules(a.cues)
+        disc = cues_left_to_rules(a.cues, a.level, cfg.left_to_rules)
         live = [r.text[s:e] for i, s, e in message_units([r.text])
                 if not _discounted((i, s, e), disc) and english(r.text[s:e])]
         dev_comments.append((a.level.rank, live))
@@ -716,7 +727,7 @@ def build_learned(
                        {it.id: td.probs(model, it.every) for it in td.items}, dev_probs)(thr)
     model.meta = {
         "encoder": MODEL_NAME, "reading": cfg.reading, "heads": [h.value for h in HEADS],
-        "config": dataclasses.asdict(cfg), "gate": cfg.gate,
+        "config": dataclasses.asdict(cfg), "gate": cfg.gate, "left_to_rules": cfg.left_to_rules,
         "eval_set_sha256": _sha256(Path(eval_set)), "tune_splits": list(cfg.tune_splits),
         "held_out_splits": list(HELD_OUT_SPLITS), "validation_splits": list(cfg.validation_splits),
         "sklearn": sklearn.__version__,

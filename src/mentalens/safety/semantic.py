@@ -421,9 +421,50 @@ def semantic_cues(
 _FLAG_ONLY = frozenset({"medical_emergency", "abuse", "harm_to_others"})
 
 
-def cues_left_to_rules(cues: Sequence[Cue]) -> list[Cue]:
-    """The rule cues whose sentences the layer skips: every cue except a counted flag cue of _FLAG_ONLY."""
+def _any_cue(cues: Sequence[Cue], level: RiskLevel | None) -> list[Cue]:
     return [c for c in cues if not (c.construct in _FLAG_ONLY and c.weight > 0)]
+
+
+def _context_read(cues: Sequence[Cue], level: RiskLevel | None) -> list[Cue]:
+    from mentalens.safety.rules import HIGH, LOW, MODERATE
+
+    reached = (level or RiskLevel.NONE).rank
+    needs = {**dict.fromkeys(LOW, 1), **dict.fromkeys(MODERATE, 2), **dict.fromkeys(HIGH, 3), "attempt_now": 4}
+    return [c for c in _any_cue(cues, level)
+            if not (c.contextual and c.weight > 0 and needs.get(c.construct, 0) > reached)]
+
+
+# Which rule cues keep their sentences from the layer (the rules judged those sentences), by name:
+LEFT_TO_RULES_POLICIES: dict[str, Callable[[Sequence[Cue], RiskLevel | None], list[Cue]]] = {
+    # every cue except a counted flag cue of _FLAG_ONLY
+    "any-cue": _any_cue,
+    # as "any-cue", except a generic phrase the rules could not count for want of an explicit self-directed cue
+    # beside it (a contextual cue above the level reached: "I've counted out the tablets and they're by my
+    # bed", "tonight is the night"): the rules did not judge its sentence, so the layer reads it
+    "context-read": _context_read,
+}
+LEFT_TO_RULES = "any-cue"
+
+
+def left_to_rules_policy() -> str:
+    """The policy the shipped learned reader was tuned with (its artefact records it); LEFT_TO_RULES when no
+    reader is in use or it cannot load (the semantic layer then reports the failure itself)."""
+    try:
+        model = get_learned()
+    except Exception:  # the layer's own call logs and counts the failure
+        return LEFT_TO_RULES
+    return model.left_to_rules if model else LEFT_TO_RULES
+
+
+def cues_left_to_rules(cues: Sequence[Cue], level: RiskLevel | None = None, policy: str | None = None) -> list[Cue]:
+    """The rule cues whose sentences the layer skips, given the level the rules (and classifier) reached, under
+    `policy` (LEFT_TO_RULES_POLICIES; default LEFT_TO_RULES)."""
+    name = policy or LEFT_TO_RULES
+    try:
+        rule = LEFT_TO_RULES_POLICIES[name]
+    except KeyError:
+        raise UnknownNameError("left-to-rules policy", name, tuple(LEFT_TO_RULES_POLICIES)) from None
+    return rule(cues, level)
 
 
 def _discounted(unit: tuple[int, int, int], discounted: Sequence[Cue]) -> bool:
@@ -512,7 +553,7 @@ def build_bank(
     for r in dev:
         texts = _user_texts(r["messages"])
         rule = assess(r["messages"], use_classifier=False, semantic=False)
-        disc = cues_left_to_rules(rule.cues)  # as at run time: sentences with a rule cue are left to the rules
+        disc = cues_left_to_rules(rule.cues, rule.level, "any-cue")  # the policy the bank is tuned with
         us = [u for u in message_units(texts) if not _discounted(u, disc)]
         dev_units.append((r, [texts[i][s:e] for i, s, e in us]))
     flat = [t for _, ts in dev_units for t in ts]
