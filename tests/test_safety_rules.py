@@ -426,6 +426,32 @@ def test_generalised_constructs(text: str, expected: str) -> None:
     assert level(text) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected", "others"),
+    [
+        # a remote attempt told as recovery is history, not current risk; the same past with current risk is not
+        ("Three years ago I tried to kill myself. These days I run a support group and I'm so glad I stayed.",
+         "none", False),
+        ("Two years ago I tried to kill myself and I feel the same way again tonight", "high", False),
+        # someone else's remote attempt told as recovery is not someone at risk now; a recent one is
+        ("My uncle tried to overdose years ago, now he is sober and coaching football", "none", False),
+        ("My uncle tried to overdose last night and he is in hospital", "none", True),
+        # competence idioms and mundane farewells
+        ("I feel hopeless at chess, any tips?", "none", False),
+        ("I feel hopeless at life", "low", False),
+        ("This is my last post on this account, new handle soon", "none", False),
+        ("This is my last post. Goodbye everyone.", "high", False),
+        # embarrassment hyperbole, and a burden belief stated as past
+        ("so hungover I want to die", "none", False),
+        ("I used to feel like a burden to everyone but therapy helped", "none", False),
+        ("I feel like a burden to everyone", "low", False),
+    ],
+)
+def test_benign_lookalikes_of_tuning_round_6(text: str, expected: str, others: bool) -> None:
+    a = assess(text)
+    assert (a.level.value, a.flags["others_at_risk"]) == (expected, others)
+
+
 def test_spell_correction_keeps_real_words() -> None:
     from mentalens.safety.normalize import correct_token
 

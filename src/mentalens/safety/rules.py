@@ -64,6 +64,7 @@ class Lexicon:
     news: re.Pattern[str]
     accident: re.Pattern[str]
     benign_context: re.Pattern[str]
+    recovery: re.Pattern[str]
     third_person: frozenset[str]
     first_person: frozenset[str]
     version: int = 1
@@ -116,6 +117,7 @@ def load_lexicon(path: str | None = None) -> Lexicon:
         recent=_phrases(mod.get("recent", ())),
         remote=_phrases(mod.get("remote", ())),
         joke=_phrases(mod.get("joke_markers", ())),
+        recovery=_phrases(mod.get("recovery", ())),
         joke_emoji=tuple(mod.get("joke_emoji", ())),
         attribution=_phrases(mod.get("attribution", ())),
         fiction=_phrases(mod.get("fiction", ())),
@@ -181,6 +183,8 @@ def analyze_message(text: str, index: int = 0, lex: Lexicon | None = None) -> Me
     news = bool(lex.news.search(norm))
     accident = bool(lex.accident.search(norm))
     benign_ctx = bool(lex.benign_context.search(norm))
+    recovered = bool(lex.recovery.search(norm))
+    remote = bool(lex.remote.search(norm))
     quotes = [(m.start(), m.end()) for m in _QUOTED.finditer(text)] if attributed else []
     cues: list[Cue] = []
     timing: list[Cue] = []
@@ -208,7 +212,7 @@ def analyze_message(text: str, index: int = 0, lex: Lexicon | None = None) -> Me
                 clause_prefix = norm[cstart:m.start()]
                 if lex.hypothetical.search(clause_prefix) or lex.hypothetical.search(norm[max(0, cstart - 40):cstart]):
                     weight, note = 0.0, "hypothetical or question about others"
-                elif construct in ("ideation", "passive", "intent", "plan") and (
+                elif construct in ("ideation", "passive", "intent", "plan", "burden", "hopeless") and (
                         lex.past.search(clause_prefix) or lex.past.search(norm[m.end():_clause_end(norm, m.end())])):
                     weight, note = 0.0, "in the past"
                 elif construct in ("recent_attempt", "selfharm") and lex.remote.search(norm) and not re.search(
@@ -229,10 +233,12 @@ def analyze_message(text: str, index: int = 0, lex: Lexicon | None = None) -> Me
                 elif first_tok not in lex.first_person:
                     subject = _subject(prefix[-6:], lex)
                     if subject in lex.third_person and subject not in lex.first_person:
-                        if construct in _TRANSFERABLE and not (fiction or news):
+                        if construct in _TRANSFERABLE and not (fiction or news or (recovered and remote)):
                             construct, note = "others_at_risk", "about someone else"
                         else:
                             weight, note = 0.0, "about someone else"
+                if construct == "history" and weight > 0 and recovered:
+                    weight, note = 0.0, "in the past, told as recovery"
             else:  # flags
                 if construct in _FIGURATIVE_ZEROED and joking:
                     weight, note = 0.0, "figure of speech or joke"
