@@ -318,6 +318,16 @@ def main() -> None:
             "dev5": {"recall_high_imminent": 0.28, "recall_moderate_plus": 0.4207, "benign_false_alarm_rate": 0.0364,
                      "exact_level_accuracy": 0.6, "n": 300, "benign_lookalikes": 110,
                      "system": "rules + classifier + semantic bank, learned reader off (MENTALENS_LEARNED_RISK=0)"},
+            # dev6 (round 4's validation, frozen at 165119c) and dev7 (round 6's, frozen at ef15fcb), written blind;
+            # first sight with the system of their round (bench/safety_candidates.py; an ad-hoc script with this
+            # bench's labelled_metrics for dev7), docs/safety.md rounds 4 and 6
+            "dev6": {"recall_high_imminent": 0.38, "recall_moderate_plus": 0.4759, "benign_false_alarm_rate": 0.0455,
+                     "exact_level_accuracy": 0.6333, "n": 300, "benign_lookalikes": 110,
+                     "system": "rules + classifier + semantic bank + round 3's learned reader at commit c3d2ab8"},
+            "dev7": {"recall_high_imminent": 0.38, "recall_moderate_plus": 0.469, "benign_false_alarm_rate": 0.0545,
+                     "n": 300, "benign_lookalikes": 110,
+                     "system": "rules + classifier + semantic bank + round 3's learned reader at commit ce7be28 "
+                               "(the rules before round 6)"},
         },
         # recorded, not re-measured: the semantic layer's FIRST run on the held-out splits (an ad-hoc script with
         # these metrics), with the bank that ships (threshold 0.70, margin 0, chosen on dev allowing no dev
