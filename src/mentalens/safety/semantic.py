@@ -449,6 +449,8 @@ LEFT_TO_RULES = "any-cue"
 def left_to_rules_policy() -> str:
     """The policy the shipped learned reader was tuned with (its artefact records it); LEFT_TO_RULES when no
     reader is in use or it cannot load (the semantic layer then reports the failure itself)."""
+    if _STATE.failed_at is not None and time.monotonic() - _STATE.failed_at < RETRY_AFTER_S:
+        return LEFT_TO_RULES  # the layer is resting after a failure: no reload attempt per message
     try:
         model = get_learned()
     except Exception:  # the layer's own call logs and counts the failure
