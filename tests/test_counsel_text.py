@@ -96,3 +96,15 @@ def test_answers_by_non_professionals_are_recognised():
 
     assert NOT_A_COUNSELLOR.search("Yeah I get the same problem... Look I'm not a professional but I've heard")
     assert not NOT_A_COUNSELLOR.search("As counsellors we are not professional mind readers, so ask.")
+
+
+def test_a_sentence_about_an_attempt_is_not_reflected_beside_an_emotion():
+    from mentalens.counsel.retrieval import reflect, speaks_of_risk
+
+    story = "Five years ago I tried to end my life. Today I'm graduating as a nurse and I'm so glad I stayed."
+    opening = reflect(story, ["joy"])
+    assert "tried to end my life" not in opening and "graduating as a nurse" in opening
+    assert speaks_of_risk("I tried to end my life") and speaks_of_risk("I don't want to kill myself")
+    assert not speaks_of_risk("Today I'm graduating as a nurse") and not speaks_of_risk("this exam is killing me")
+    # with nothing else to quote, no quote at all
+    assert "end my life" not in reflect("Five years ago I tried to end my life.", ["sadness"])

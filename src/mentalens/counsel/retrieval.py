@@ -476,10 +476,21 @@ def _safe_analyze(analyzer: Any, message: str) -> Any:
         return None
 
 
+def speaks_of_risk(sentence: str) -> bool:
+    """Whether a sentence speaks of suicide, self-harm or an attempt, even past, negated or joked about (the
+    safety rules' constructs). Such a sentence is never quoted back beside an emotion word: "When you say 'five
+    years ago I tried to end my life', I can hear joy" answers a recovery story with the wrong sentence."""
+    try:
+        from mentalens.safety.rules import SELF_RISK, analyze_message
+    except Exception:  # the safety layer unavailable: do not quote rather than risk it
+        return True
+    return any(c.construct in SELF_RISK or c.construct == "history" for c in analyze_message(sentence).cues)
+
+
 def reflect(message: str, emotions: Sequence[str]) -> str:
     """An opening that reflects the person's words and the emotions the analyzer found (never a label)."""
     words = words_for(list(emotions))
-    quote = textmod.reflect_quote(message)
+    quote = textmod.reflect_quote(message, skip=speaks_of_risk)
     difficult = any(e in DIFFICULT for e in emotions)
     if words:
         feeling = " and ".join(words[:2])

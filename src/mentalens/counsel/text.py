@@ -10,6 +10,7 @@ shows a name, a credential, a URL, an e-mail or a phone number.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 _JOINED = re.compile(r"(?<=[a-z0-9\)\"'’”!?])([.!?])(?=[A-Z\"“])")
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
@@ -150,10 +151,11 @@ def excerpt(text: str, max_chars: int = 600, min_sentences: int = 2) -> str:
     return " ".join(out)
 
 
-def reflect_quote(text: str, max_chars: int = 110) -> str | None:
-    """A short sentence of the person's own message to reflect back, or None when none is short enough."""
+def reflect_quote(text: str, max_chars: int = 110, skip: Callable[[str], bool] | None = None) -> str | None:
+    """A short sentence of the person's own message to reflect back, or None when none is short enough;
+    sentences for which `skip` says True are never chosen."""
     for s in split_sentences(normalize_answer(text)):
         s = s.strip(" \"'")
-        if 12 <= len(s) <= max_chars and not s.endswith("?"):
+        if 12 <= len(s) <= max_chars and not s.endswith("?") and not (skip and skip(s)):
             return s.rstrip(".!")
     return None
