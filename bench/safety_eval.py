@@ -64,9 +64,9 @@ CORE_FLAGS = ("harm_to_others", "abuse", "medical_emergency", "others_at_risk")
 CSSRS_MAP = {"Supportive": "none", "Indicator": "low", "Ideation": "moderate", "Behavior": "high", "Attempt": "high"}
 DATA = REPO / "bench" / "data" / "safety_eval.jsonl"
 BENIGN = ("benign_lookalike", "challenge_benign", "c2_benign", "c3_benign", "c4_benign", "dev2_benign", "c5_benign",
-          "dev3_benign", "dev4_benign", "dev5_benign", "dev6_benign", "dev7_benign")
+          "dev3_benign", "dev4_benign", "dev5_benign", "dev6_benign", "dev7_benign", "dev8_benign")
 SPLITS = ("test", "challenge", "challenge2", "challenge3", "challenge4", "challenge5", "dev", "dev2", "dev3",
-          "dev4", "dev5", "dev6", "dev7", "all")
+          "dev4", "dev5", "dev6", "dev7", "dev8", "all")
 KINDS = ("system", "rules_classifier", "rules_only")  # system = rules + classifier + semantic layer
 OUT = REPO / "bench" / "results"
 
