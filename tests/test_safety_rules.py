@@ -452,32 +452,6 @@ def test_benign_lookalikes_of_tuning_round_6(text: str, expected: str, others: b
     assert (a.level.value, a.flags["others_at_risk"]) == (expected, others)
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("My mind keeps going to taking my own life. I'm not going to.", "moderate"),
-        ("my mind keeps going to the exam", "none"),
-        ("I'd never go through with it but I think about ending it more than I used to", "moderate"),
-        ("I used to think about ending it", "none"),
-        ("I keep getting the thought that I should end it", "moderate"),
-        ("I had the thought I should end it with him", "none"),
-        ("Most days I want to take myself out.", "moderate"),
-        ("I want to take myself out for dinner tonight", "none"),
-        ("The old thoughts are back, about not being here by my own hand", "moderate"),
-        ("I've been putting my tablets aside instead of taking them", "high"),
-        ("Did my arms again last night", "high"),
-        ("did my arms again at the gym, so sore", "none"),
-        ("I claw at my face till it bleeds when the panic comes", "high"),
-        ("I picked at my skin till it bled before the interview", "none"),
-        ("Got out of the psych ward on Friday after I tried", "high"),
-        ("Stood on a chair with it round my neck on Sunday", "high"),
-        ("wore my new scarf round my neck today, so warm", "none"),
-    ],
-)
-def test_round_7_constructs(text: str, expected: str) -> None:
-    assert level(text, semantic=False) == expected  # the rules' own reading (the layers above may only raise)
-
-
 def test_spell_correction_keeps_real_words() -> None:
     from mentalens.safety.normalize import correct_token
 

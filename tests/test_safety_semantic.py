@@ -162,7 +162,7 @@ def test_encoder_matches_sentence_transformers_pooling(encoder) -> None:
 # ------------------------------------------------------------------------------------------ end to end
 PARAPHRASES = [  # written for this test, not in bench/data/safety_eval.jsonl; the rules find nothing in them
     "I keep thinking about how to end everything",
-    "I keep imagining just ending it",  # "I keep thinking I should just end it" is a rule (round 7) now
+    "I keep thinking I should just end it",
 ]
 
 
