@@ -1,7 +1,7 @@
 """Learned-reader candidates side by side on one unseen validation split, with the safety bench's own metrics.
 
     python bench/safety_candidates.py --split dev6 \
-        --build B:tune_splits=dev+dev2+dev3+dev4+dev5 --build C:tune_splits=...,gate=floor [--build-only]
+        --build "B tune_splits=dev,dev2,dev3,dev4,dev5" --build "C tune_splits=... gate=floor" [--build-only]
     python bench/safety_candidates.py --split dev6 --load B=DIR/B.json.gz --load C=DIR/C.json.gz
 
 Why: each round of issue 7 chooses the learned sentence reader (`mentalens.safety.learned`) among a few
@@ -27,33 +27,27 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 
-def parse_build(spec: str) -> tuple[str, dict[str, object]]:
-    """"NAME:key=value,key=value" -> (NAME, overrides); tuple fields take "+"-joined values."""
+def parse_build(spec: str) -> tuple[str, object]:
+    """"NAME key=value key=value" -> (NAME, LearnedBuildConfig), through the project's own config loader
+    (typed values, lists as a,b,c, unknown keys named in the error)."""
+    from mentalens.config import load_config
+    from mentalens.errors import ConfigError
     from mentalens.safety.learned import LearnedBuildConfig
 
-    name, _, rest = spec.partition(":")
-    fields = {f.name: f for f in dataclasses.fields(LearnedBuildConfig)}
-    out: dict[str, object] = {}
-    for kv in filter(None, rest.split(",")):
-        key, _, value = kv.partition("=")
-        if key not in fields:
-            raise SystemExit(f"--build {spec}: unknown setting {key!r}; choose from {', '.join(fields)}")
-        default = getattr(LearnedBuildConfig(), key)
-        if isinstance(default, tuple):
-            out[key] = tuple(v for v in value.split("+") if v)
-        elif isinstance(default, bool):
-            out[key] = value.lower() in ("1", "true", "yes")
-        else:
-            out[key] = type(default)(value)
-    if not name:
-        raise SystemExit(f"--build {spec}: give the candidate a name (NAME:key=value,...)")
-    return name, out
+    name, *pairs = spec.split()
+    if "=" in name:
+        raise SystemExit(f"--build {spec!r}: give the candidate a name first (NAME key=value ...)")
+    try:
+        return name, load_config(LearnedBuildConfig, None, pairs)
+    except ConfigError as exc:
+        raise SystemExit(f"--build {spec!r}: {exc}") from None
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--split", required=True, help="the validation split (dev* only)")
-    ap.add_argument("--build", action="append", default=[], help="NAME:key=value,... (LearnedBuildConfig)")
+    ap.add_argument("--build", action="append", default=[],
+                    help='"NAME key=value ..." (LearnedBuildConfig settings; lists as a,b,c)')
     ap.add_argument("--load", action="append", default=[], help="NAME=PATH: a candidate built before (--build-only)")
     ap.add_argument("--build-only", action="store_true",
                     help="build the candidates and stop, before the split is read (e.g. to run the test suite "
@@ -83,12 +77,12 @@ def main() -> None:
     configs: dict[str, dict] = {"off": {}, "shipped": models["shipped"].meta.get("config", {})}
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name, overrides in builds:
-        if args.split in overrides.get("tune_splits", learned.TUNE_SPLITS):
+    for name, cfg in builds:
+        if args.split in cfg.tune_splits:
             raise SystemExit(f"--build {name}: it would train on the validation split {args.split}")
-        overrides["validation_splits"] = tuple(overrides.get("validation_splits", ())) + (args.split,)
-        cfg = learned.LearnedBuildConfig(**overrides)
-        console.print(f"building {name}: {overrides}")
+        cfg = dataclasses.replace(cfg, validation_splits=(*cfg.validation_splits, args.split))
+        console.print(f"building {name}: tune {', '.join(cfg.tune_splits)}; gate {cfg.gate}; "
+                      f"left to rules {cfg.left_to_rules}")
         model, _report = learned.build_learned(DATA, cfg=cfg, progress=lambda m, n=name: console.print(f"  [{n}] {m}"))
         model.save(out_dir / f"{name}.json.gz")
         models[name], configs[name] = model, dataclasses.asdict(cfg)
