@@ -147,20 +147,34 @@ def cross_val_proba(
     k = max(2, min(folds, int(counts.min()))) if len(counts) > 1 else 2
     oof = np.zeros((len(y), len(labels)), dtype=np.float64)
     for tr, te in StratifiedKFold(k, shuffle=True, random_state=seed).split(X, y):
-        Xt, yt, sw = X[tr], y[tr], np.ones(len(tr))
-        if aug is not None and len(aug.src):
-            in_fold = np.isin(aug.src, tr)
-            post_w, copy_w = aug.weights(len(y))
-            Xt = np.vstack([Xt, aug.X[in_fold]])
-            yt = np.concatenate([yt, y[aug.src[in_fold]]])
-            sw = np.concatenate([post_w[tr], copy_w[in_fold]])
-        if extra is not None and extra[2] > 0:
-            Xt = np.vstack([Xt, extra[0]])
-            yt = np.concatenate([yt, extra[1]])
-            sw = np.concatenate([sw, np.full(len(extra[1]), extra[2])])
+        Xt, yt, sw = training_rows(X, y, tr, extra, aug)
         W, b = fit_linear(Xt, yt, labels, C, sw)
         oof[te] = predict_proba(W, b, X[te])
     return oof
+
+
+def training_rows(
+    X: np.ndarray,
+    y: np.ndarray,
+    rows: np.ndarray,
+    extra: tuple[np.ndarray, np.ndarray, float] | None = None,
+    aug: Augmented | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(X, y, sample weights) of one fit: the posts `rows`, the counterfactual copies of those posts (weighted by
+    `aug.weighting`) and the `extra` rows (X, y, weight; left out at weight 0). One definition for the CV folds
+    and the final fit, so the model that ships is trained as the one that was scored."""
+    Xt, yt, sw = X[rows], y[rows], np.ones(len(rows))
+    if aug is not None and len(aug.src):
+        in_rows = np.isin(aug.src, rows)
+        post_w, copy_w = aug.weights(len(y))
+        Xt = np.vstack([Xt, aug.X[in_rows]])
+        yt = np.concatenate([yt, y[aug.src[in_rows]]])
+        sw = np.concatenate([post_w[rows], copy_w[in_rows]])
+    if extra is not None and extra[2] > 0:
+        Xt = np.vstack([Xt, extra[0]])
+        yt = np.concatenate([yt, extra[1]])
+        sw = np.concatenate([sw, np.full(len(extra[1]), extra[2])])
+    return Xt, yt, sw
 
 
 @dataclasses.dataclass
@@ -233,16 +247,9 @@ def train_head(
                     best = (f, C, w, t, scheme)
     assert best is not None
     f, C, w, t, scheme = best
-    Xf, yf, sw = X, y, np.ones(len(y))
-    if aug is not None and len(aug.src):
-        post_w, copy_w = dataclasses.replace(aug, weighting=scheme).weights(len(y))
-        Xf = np.vstack([Xf, aug.X])
-        yf = np.concatenate([yf, y[aug.src]])
-        sw = np.concatenate([post_w, copy_w])
-    if extra is not None and w > 0:
-        Xf = np.vstack([Xf, extra[0]])
-        yf = np.concatenate([yf, extra[1]])
-        sw = np.concatenate([sw, np.full(len(extra[1]), w)])
+    ex = (extra[0], extra[1], w) if extra is not None else None
+    a = dataclasses.replace(aug, weighting=scheme) if aug is not None else None
+    Xf, yf, sw = training_rows(X, y, np.arange(len(y)), ex, a)
     W, b = fit_linear(Xf, yf, labels, C, sw)
     if binary:
         b = b - np.float32(logit(t))  # fold the tuned threshold into the bias: p >= 0.5 <=> p_raw >= t
