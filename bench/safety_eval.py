@@ -63,12 +63,16 @@ RANK = {v: i for i, v in enumerate(LEVELS)}
 CORE_FLAGS = ("harm_to_others", "abuse", "medical_emergency", "others_at_risk")
 CSSRS_MAP = {"Supportive": "none", "Indicator": "low", "Ideation": "moderate", "Behavior": "high", "Attempt": "high"}
 DATA = REPO / "bench" / "data" / "safety_eval.jsonl"
-BENIGN = ("benign_lookalike", "challenge_benign", "c2_benign", "c3_benign", "c4_benign", "dev2_benign", "c5_benign",
-          "dev3_benign", "dev4_benign", "dev5_benign", "dev6_benign", "dev7_benign", "dev8_benign")
 SPLITS = ("test", "challenge", "challenge2", "challenge3", "challenge4", "challenge5", "dev", "dev2", "dev3",
           "dev4", "dev5", "dev6", "dev7", "dev8", "all")
 KINDS = ("system", "rules_classifier", "rules_only")  # system = rules + classifier + semantic layer
 OUT = REPO / "bench" / "results"
+
+
+def is_benign(category: str) -> bool:
+    """A benign look-alike: "benign_lookalike" (dev/test) or "<split>_benign" (every split written since), so a
+    new split's look-alikes count without another hand-kept list."""
+    return category == "benign_lookalike" or category.endswith("_benign")
 
 
 def confusion(pairs: list[tuple[str, str]]) -> dict[str, dict[str, int]]:
@@ -85,7 +89,7 @@ def labelled_metrics(rows: list[dict], preds: dict[str, object]) -> dict:
     hi = [(g, p) for g, p in pairs if g in ("high", "imminent")]
     mod = [(g, p) for g, p in pairs if RANK[g] >= RANK["moderate"]]
     imm = [(g, p) for g, p in pairs if g == "imminent"]
-    benign = [r for r in rows if r["category"] in BENIGN]
+    benign = [r for r in rows if is_benign(r["category"])]
     alarms = [r for r in benign if preds[r["id"]].requires_escalation]
     risk = [r for r in rows if r["level"] != "none"]
     flags = {}
