@@ -215,7 +215,7 @@ def analyze_message(text: str, index: int = 0, lex: Lexicon | None = None) -> Me
                 elif construct in ("ideation", "passive", "intent", "plan", "burden", "hopeless") and (
                         lex.past.search(clause_prefix) or lex.past.search(norm[m.end():_clause_end(norm, m.end())])):
                     weight, note = 0.0, "in the past"
-                elif construct in ("recent_attempt", "selfharm") and lex.remote.search(norm) and not re.search(
+                elif construct in ("recent_attempt", "selfharm") and remote and not re.search(
                         r"\b(?:again|otra\s+vez|de\s+nuevo|last\s+night|yesterday|anoche|ayer)\b", norm):
                     construct, note = "history", "in the past"
                 elif construct == "attempt_now" and re.search(
