@@ -64,7 +64,7 @@ CORE_FLAGS = ("harm_to_others", "abuse", "medical_emergency", "others_at_risk")
 CSSRS_MAP = {"Supportive": "none", "Indicator": "low", "Ideation": "moderate", "Behavior": "high", "Attempt": "high"}
 DATA = REPO / "bench" / "data" / "safety_eval.jsonl"
 SPLITS = ("test", "challenge", "challenge2", "challenge3", "challenge4", "challenge5", "dev", "dev2", "dev3",
-          "dev4", "dev5", "dev6", "dev7", "dev8", "dev10", "dev9", "all")
+          "dev4", "dev5", "dev6", "dev7", "dev8", "dev9", "dev10", "all")
 KINDS = ("system", "rules_classifier", "rules_only")  # system = rules + classifier + semantic layer
 OUT = REPO / "bench" / "results"
 
