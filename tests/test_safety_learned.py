@@ -186,7 +186,14 @@ def test_shipped_model_was_tuned_on_tuning_splits_only(model) -> None:
     meta = model.meta
     assert set(meta["tune_splits"]) == set(ln.TUNE_SPLITS)
     assert not set(meta["tune_splits"]) & set(sem.HELD_OUT_SPLITS) and "challenge5" in meta["held_out_splits"]
-    assert model.dim == se.DIM and model.probabilities(np.zeros((1, se.DIM))).shape == (1, 4)
+    if model.features == "minilm":
+        assert model.dim == se.DIM
+    else:  # an LM's hidden states after the named layers
+        from mentalens.safety.lm_features import get_feature_encoder, split_features
+
+        with_minilm, lm = split_features(model.features)
+        assert model.dim == get_feature_encoder(lm).dim + (se.DIM if with_minilm else 0)
+    assert model.probabilities(np.zeros((1, model.dim))).shape == (1, 4)
     assert all(0.5 < t <= ln.OFF for t in model.thresholds) and min(model.thresholds[1:]) < 1.0
     oof = meta["out_of_fold_at_thresholds"]
     cfg = meta["config"]

@@ -1,4 +1,5 @@
-"""The learned sentence-level risk classifier of the semantic layer (over the same all-MiniLM-L6-v2 vectors).
+"""The learned sentence-level risk classifier of the semantic layer (over the same all-MiniLM-L6-v2 vectors, or
+over a packaged LM's hidden states: `LearnedBuildConfig.features`, `mentalens.safety.lm_features`).
 
 Why: the prototype bank answers "how close is this sentence to one hand-written sentence?", and each round of
 hand-written rules or prototypes fixed what it saw while new phrasing was still missed about half the time.
@@ -33,7 +34,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from mentalens.errors import DataError, ModelError
+from mentalens.errors import ConfigError, DataError, ModelError
 from mentalens.safety.types import RiskLevel
 
 log = logging.getLogger("mentalens.safety.learned")
@@ -91,6 +92,12 @@ class LearnedRiskModel:
     def left_to_rules(self) -> str:
         """Which sentences it leaves to the rules (`semantic.LEFT_TO_RULES_POLICIES`), as in its tuning."""
         return str(self.meta.get("left_to_rules", "any-cue"))
+
+    @property
+    def features(self) -> str:
+        """What it reads: "minilm" (the semantic layer's sentence vectors) or an LM's hidden states
+        (`lm_features`, e.g. "gemma3-270m:L9")."""
+        return str(self.meta.get("features", "minilm"))
 
     @property
     def reading(self) -> str:
@@ -212,6 +219,11 @@ class LearnedBuildConfig:
     # splits, their near-duplicates are dropped from training)
     tune_splits: tuple[str, ...] = TUNE_SPLITS
     validation_splits: tuple[str, ...] = VALIDATION_SPLITS
+    # what the reader reads (`lm_features.split_features`): "minilm", the vectors the bank and the gates use, a
+    # packaged LM's hidden states ("gemma3-270m:L9") or both side by side ("minilm+gemma3-270m:L9"), standardised
+    # on the training units (folded into the first layer, so the artefact's format is unchanged); near-duplicates
+    # and gates are still judged on MiniLM vectors
+    features: str = "minilm"
     # thresholds tried per head: sigmoid of 0, 0.5, ..., 9 (the MLP's probabilities crowd near 1)
     grid: tuple[float, ...] = tuple(round(1 / (1 + math.exp(-0.5 * i)), 6) for i in range(19))
     near_duplicate: float = 0.9  # training sentences this close to a held-out sentence are dropped
@@ -298,6 +310,10 @@ class TrainingData:
     dev_vec: dict[str, Any]
     report: dict[str, Any]
     gate: dict[str, bool] | None = None  # unit text -> passes the run-time gates (None: not scored with gates)
+    # the sentence-encoder vectors of the tuning / GoEmotions dev units, for the gates, when the reader reads
+    # other features (None: `vec` / `dev_vec` are those vectors)
+    gate_vec: dict[str, Any] | None = None
+    gate_dev_vec: dict[str, Any] | None = None
 
     def probs(self, model: LearnedRiskModel, units: Sequence[str], vec: dict[str, Any] | None = None) -> Any:
         """(n, 4) probabilities of the units that have a vector; a unit the gates stop scores 0 (never raises)."""
@@ -344,7 +360,7 @@ class CachedEncoder:
             self.table.update({k: v for (k, _), v in zip(todo, vecs, strict=True)})
             self.dirty = True
         if not texts:
-            return np.zeros((0, 384), dtype=np.float32)
+            return np.zeros((0, getattr(self.encoder, "dim", 384)), dtype=np.float32)
         return np.stack([self.table[k] for k in keys]).astype(np.float32)
 
     def flush(self) -> None:
@@ -362,18 +378,21 @@ class CachedEncoder:
         self.dirty = False
 
 
-def default_cache() -> Path:
+def default_cache(features: str = "minilm") -> Path:
+    """Where `CachedEncoder` keeps the vectors of `features` (the sentence encoder's, or an LM's)."""
     from mentalens.paths import cache_dir
     from mentalens.safety.sentence_encoder import MODEL_NAME
 
-    return cache_dir("safety") / f"embeddings-{hashlib.sha1(MODEL_NAME.encode()).hexdigest()[:10]}.npz"
+    name = MODEL_NAME if features == "minilm" else features
+    return cache_dir("safety") / f"embeddings-{hashlib.sha1(name.encode()).hexdigest()[:10]}.npz"
 
 
 def collect(eval_set: str | Path, data_dir: str | Path | None, cfg: LearnedBuildConfig, encoder: Any,
             tune_splits: Sequence[str], held_out_splits: Sequence[str],
-            say: Callable[[str], None] = lambda _m: None) -> TrainingData:
+            say: Callable[[str], None] = lambda _m: None, features: Any = None) -> TrainingData:
     """Embed the tuning items, prototypes and everyday comments (each in the reader's reading); drop anything
-    near a held-out sentence."""
+    near a held-out sentence. With `features` (another encoder), the reader's vectors are that encoder's, while
+    near-duplicates and the gates are still judged on `encoder`'s."""
     import numpy as np
 
     from mentalens.data import LeakageGuard, load_goemotions
@@ -382,6 +401,7 @@ def collect(eval_set: str | Path, data_dir: str | Path | None, cfg: LearnedBuild
     from mentalens.safety.semantic import _eval_rows, _user_texts, load_prototypes, message_units
 
     encoder = ReadingEncoder(encoder, cfg.reading)
+    reader = encoder if features is None else ReadingEncoder(features, cfg.reading)
     rows = _eval_rows(Path(eval_set))
     tune = [r for r in rows if r["split"] in tune_splits]
     if not tune:
@@ -409,13 +429,18 @@ def collect(eval_set: str | Path, data_dir: str | Path | None, cfg: LearnedBuild
     uv = encoder.encode(units)
     drop = near_held(uv)
     vec = {u: uv[k] for k, u in enumerate(units) if not drop[k]}
+    gate_vec = None
+    if features is not None:
+        gate_vec, kept = vec, [u for u in vec]
+        say(f"reading {len(kept)} tuning sentences with the reader's features")
+        vec = dict(zip(kept, reader.encode(kept), strict=True))
     report["tuning"] = {"items": len(items), "units": len(units), "dropped_near_held_out": int(drop.sum()),
                         "splits": list(tune_splits)}
 
     protos = [p for p in load_prototypes() if p.lang != "es" and english(p.text)]
     pv = encoder.encode([p.text for p in protos])
     keep = ~near_held(pv)
-    proto_x = pv[keep]
+    proto_x = pv[keep] if features is None else reader.encode([p.text for p, k in zip(protos, keep, strict=True) if k])
     proto_y = np.array([p.level.rank for p, k in zip(protos, keep, strict=True) if k])
     report["prototypes"] = {"kept": int(keep.sum()), "dropped_near_held_out": int((~keep).sum())}
 
@@ -427,7 +452,11 @@ def collect(eval_set: str | Path, data_dir: str | Path | None, cfg: LearnedBuild
     ev_units = sorted({u for r in emo for u in _unit_texts(r.text) if english(u)})
     say(f"embedding {len(ev_units)} everyday sentences (GoEmotions train)")
     ex = encoder.encode(ev_units)
-    ex = ex[~near_held(ex)]
+    ev_keep = ~near_held(ex)
+    ex = ex[ev_keep]
+    if features is not None:
+        say(f"reading {int(ev_keep.sum())} everyday sentences with the reader's features")
+        ex = reader.encode([u for u, k in zip(ev_units, ev_keep, strict=True) if k])
     report["everyday_train"] = {"comments": len(emo), "units": int(len(ex)), "leakage_dropped": rep.dropped}
 
     extra_x, extra_y = np.zeros((0, pv.shape[1]), np.float32), np.zeros(0, dtype=int)
@@ -450,11 +479,16 @@ def collect(eval_set: str | Path, data_dir: str | Path | None, cfg: LearnedBuild
     dev_units = sorted({u for _, ls in dev_comments for u in ls})
     say(f"embedding {len(dev_units)} GoEmotions dev sentences (false-alarm check only)")
     dv = encoder.encode(dev_units)
+    dev_vec = {u: dv[k] for k, u in enumerate(dev_units)}
+    gate_dev_vec = None
+    if features is not None:
+        say(f"reading {len(dev_units)} GoEmotions dev sentences with the reader's features")
+        gate_dev_vec, dev_vec = dev_vec, dict(zip(dev_units, reader.encode(dev_units), strict=True))
     report["everyday_dev"] = {"comments": len(dev_comments), "units": len(dev_units)}
-    if hasattr(encoder, "flush"):
-        encoder.flush()
-    return TrainingData(items, vec, proto_x, proto_y, ex, extra_x, extra_y, dev_comments,
-                        {u: dv[k] for k, u in enumerate(dev_units)}, report)
+    for e in {id(encoder): encoder, id(reader): reader}.values():
+        e.flush()
+    return TrainingData(items, vec, proto_x, proto_y, ex, extra_x, extra_y, dev_comments, dev_vec, report,
+                        gate_vec=gate_vec, gate_dev_vec=gate_dev_vec)
 
 
 def _cssrs_units(root: Path, guard: Any, encoder: Any, say: Callable[[str], None]) -> tuple[Any, Any, dict]:
@@ -494,6 +528,9 @@ def _fit(x: Any, y: Any, w: Any, cfg: LearnedBuildConfig) -> LearnedRiskModel:
     import numpy as np
 
     t = np.stack([(y >= head.rank) for head in HEADS], axis=1).astype(int)
+    if cfg.features != "minilm":  # an LM's hidden states: a few dimensions are thousands of times the rest
+        mu, sd = x.mean(0), x.std(0) + 1e-6
+        return _unstandardise(_fit((x - mu) / sd, y, w, dataclasses.replace(cfg, features="minilm")), mu, sd)
     if cfg.kind == "mlp":
         from sklearn.neural_network import MLPClassifier
 
@@ -520,6 +557,13 @@ def _fit(x: Any, y: Any, w: Any, cfg: LearnedBuildConfig) -> LearnedRiskModel:
         coef.append(lr.coef_[0])
         icpt.append(lr.intercept_[0])
     return LearnedRiskModel.logistic(np.array(coef), np.array(icpt), [1.0] * 4)
+
+
+def _unstandardise(model: LearnedRiskModel, mu: Any, sd: Any) -> LearnedRiskModel:
+    """The same model on raw features: (x - mu) / sd folded into the first layer's weights and bias."""
+    w0 = model.weights[0] / sd[:, None]
+    b0 = model.biases[0] - mu @ w0
+    return LearnedRiskModel([w0, *model.weights[1:]], [b0, *model.biases[1:]], model.thresholds, model.meta)
 
 
 def _training_set(td: TrainingData, items: list[_Item], cfg: LearnedBuildConfig,
@@ -682,7 +726,8 @@ def gates(td: TrainingData, bank: Any, kind: str = "prototype") -> dict[str, boo
     from mentalens.safety.semantic import learned_gate
 
     out: dict[str, bool] = {}
-    for vec in (td.vec, td.dev_vec):
+    for vec in (td.gate_vec if td.gate_vec is not None else td.vec,
+                td.gate_dev_vec if td.gate_dev_vec is not None else td.dev_vec):
         units = list(vec)
         if units:
             matches = bank.match(np.stack([vec[u] for u in units]))
@@ -711,9 +756,18 @@ def build_learned(
     cfg = cfg or LearnedBuildConfig()
     say = progress or (lambda _m: None)
     if training is None:
+        from mentalens.safety.lm_features import ConcatEncoder, get_feature_encoder, split_features
+
         enc = encoder or CachedEncoder(get_encoder(), default_cache())
+        features = None
+        with_minilm, lm = split_features(cfg.features)
+        if lm is not None:
+            if cfg.cssrs:
+                raise ConfigError("learned risk model: cssrs=true reads MiniLM vectors only: set features=minilm")
+            features = CachedEncoder(get_feature_encoder(lm), default_cache(lm))
+            features = ConcatEncoder(enc, features) if with_minilm else features
         training = collect(eval_set, data_dir, cfg, enc, cfg.tune_splits,
-                           tuple(HELD_OUT_SPLITS) + tuple(cfg.validation_splits), say)
+                           tuple(HELD_OUT_SPLITS) + tuple(cfg.validation_splits), say, features)
     td = training
     td.gate = None if cfg.gate == "none" else gates(td, bank or get_bank(), cfg.gate)
     oof, oof_every = oof_probabilities(td, cfg, say)
@@ -726,7 +780,7 @@ def build_learned(
     in_sample = Scorer(td, {it.id: td.probs(model, it.live) for it in td.items},
                        {it.id: td.probs(model, it.every) for it in td.items}, dev_probs)(thr)
     model.meta = {
-        "encoder": MODEL_NAME, "reading": cfg.reading, "heads": [h.value for h in HEADS],
+        "encoder": MODEL_NAME, "features": cfg.features, "reading": cfg.reading, "heads": [h.value for h in HEADS],
         "config": dataclasses.asdict(cfg), "gate": cfg.gate, "left_to_rules": cfg.left_to_rules,
         "eval_set_sha256": _sha256(Path(eval_set)), "tune_splits": list(cfg.tune_splits),
         "held_out_splits": list(HELD_OUT_SPLITS), "validation_splits": list(cfg.validation_splits),

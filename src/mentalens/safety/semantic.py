@@ -381,10 +381,11 @@ def semantic_cues(
             lvecs = both[len(texts):] if readings else vecs
             lmatches = bank.match(lvecs) if readings else matches
             # English sentences only (the encoder is English-only: Spanish is left to the rules and the bank)
-            learned_asked = [(lvl, p, m) if english(user_texts[i][s:e]) and learned_gate(m[1], m[2], learned.gate)
-                             else (RiskLevel.NONE, 0.0, m)
-                             for (i, s, e), m, (lvl, p) in
-                             zip(units, lmatches, learned.decide(learned.probabilities(lvecs)), strict=True)]
+            read_it = [english(user_texts[i][s:e]) and learned_gate(m[1], m[2], learned.gate)
+                       for (i, s, e), m in zip(units, lmatches, strict=True)]
+            decided = _learned_decisions(learned, lvecs, readings or texts, read_it)
+            learned_asked = [(lvl, p, m) if ok else (RiskLevel.NONE, 0.0, m)
+                             for m, (lvl, p), ok in zip(lmatches, decided, read_it, strict=True)]
     except Exception as exc:  # safety must not depend on this layer: the rules still decide
         _STATE.failures += 1
         _STATE.failed_at = now
@@ -414,6 +415,27 @@ def semantic_cues(
         _STATE.raised += 1
         _STATE.learned_raised += learned_raise
     return level, cues
+
+
+def _learned_decisions(learned: Any, vecs: Any, readings: Sequence[str], read_it: Sequence[bool]) -> list:
+    """(level, probability) the reader asks for per unit. A reader of MiniLM vectors scores them all at once; a
+    reader of an LM's hidden states (`lm_features`) runs the LM on the units its gate lets through only."""
+    from mentalens.safety.lm_features import get_feature_encoder, split_features
+
+    with_minilm, lm = split_features(learned.features)
+    if lm is None:
+        return learned.decide(learned.probabilities(vecs))
+    out: list[tuple[RiskLevel, float]] = [(RiskLevel.NONE, 0.0)] * len(readings)
+    idx = [k for k, ok in enumerate(read_it) if ok]
+    if idx:
+        import numpy as np
+
+        feats = get_feature_encoder(lm).encode([readings[k] for k in idx])
+        if with_minilm:
+            feats = np.hstack([np.asarray(vecs)[idx], feats])
+        for k, d in zip(idx, learned.decide(learned.probabilities(feats)), strict=True):
+            out[k] = d
+    return out
 
 
 # flags that say nothing about the writer's own risk: a sentence whose only cue is one of these is still read
