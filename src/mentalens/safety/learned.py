@@ -229,6 +229,20 @@ class LearnedBuildConfig:
     near_duplicate: float = 0.9  # training sentences this close to a held-out sentence are dropped
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        """Names are checked here, before minutes of embedding: a typo fails at once, in one line."""
+        from mentalens.errors import UnknownNameError
+        from mentalens.safety.lm_features import split_features
+        from mentalens.safety.semantic import LEARNED_GATES, LEFT_TO_RULES_POLICIES
+
+        split_features(self.features)
+        for what, value, known in (("learned gate", self.gate, LEARNED_GATES),
+                                   ("left-to-rules policy", self.left_to_rules, LEFT_TO_RULES_POLICIES),
+                                   ("learned model kind", self.kind, ("mlp", "logistic")),
+                                   ("reading", self.reading, ("plain", "neutral"))):
+            if value not in known:
+                raise UnknownNameError(what, value, tuple(known))
+
 
 @dataclasses.dataclass
 class _Item:

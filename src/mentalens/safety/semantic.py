@@ -236,6 +236,7 @@ class _State:
     raised: int = 0
     learned: Any = None  # LearnedRiskModel, or False when none is shipped / it is turned off
     learned_raised: int = 0
+    reader_failed_at: float | None = None  # the learned reader's LM could not run (the bank runs on)
 
 
 # A learned raise also needs a risk prototype at least this close. Chosen on GoEmotions dev (tuning data): the
@@ -332,6 +333,7 @@ def reset() -> None:
         _STATE.bank = None
         _STATE.learned = None
         _STATE.failed_at = None
+        _STATE.reader_failed_at = None
         _STATE.last_error = None
 
 
@@ -427,14 +429,24 @@ def _learned_decisions(learned: Any, vecs: Any, readings: Sequence[str], read_it
         return learned.decide(learned.probabilities(vecs))
     out: list[tuple[RiskLevel, float]] = [(RiskLevel.NONE, 0.0)] * len(readings)
     idx = [k for k, ok in enumerate(read_it) if ok]
-    if idx:
-        import numpy as np
+    now = time.monotonic()
+    if not idx or (_STATE.reader_failed_at is not None and now - _STATE.reader_failed_at < RETRY_AFTER_S):
+        return out
+    import numpy as np
 
+    try:
         feats = get_feature_encoder(lm).encode([readings[k] for k in idx])
-        if with_minilm:
-            feats = np.hstack([np.asarray(vecs)[idx], feats])
-        for k, d in zip(idx, learned.decide(learned.probabilities(feats)), strict=True):
-            out[k] = d
+    except Exception as exc:  # the LM (a separate package) cannot run: the bank still reads, the rules decide
+        _STATE.failures += 1
+        _STATE.reader_failed_at = now
+        _STATE.last_error = f"{type(exc).__name__}: {str(exc)[:300]}"
+        log.warning("learned risk reader's LM unavailable, prototype bank and rules only (%s)", _STATE.last_error)
+        return out
+    _STATE.reader_failed_at = None
+    if with_minilm:
+        feats = np.hstack([np.asarray(vecs)[idx], feats])
+    for k, d in zip(idx, learned.decide(learned.probabilities(feats)), strict=True):
+        out[k] = d
     return out
 
 
