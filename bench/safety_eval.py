@@ -64,7 +64,10 @@ CORE_FLAGS = ("harm_to_others", "abuse", "medical_emergency", "others_at_risk")
 CSSRS_MAP = {"Supportive": "none", "Indicator": "low", "Ideation": "moderate", "Behavior": "high", "Attempt": "high"}
 DATA = REPO / "bench" / "data" / "safety_eval.jsonl"
 SPLITS = ("test", "challenge", "challenge2", "challenge3", "challenge4", "challenge5", "dev", "dev2", "dev3",
-          "dev4", "dev5", "dev6", "dev7", "dev8", "dev9", "dev10", "all")
+          "dev4", "dev5", "dev6", "dev7", "dev8", "train1", "train2", "train3", "train4", "train5", "all")
+# written blind and not yet read by anyone: the next round's validation splits (docs/safety.md, rounds 8-9). This
+# bench neither assesses nor counts them until the round that reads them moves them into SPLITS.
+UNREAD = ("dev9", "dev10")
 KINDS = ("system", "rules_classifier", "rules_only")  # system = rules + classifier + semantic layer
 OUT = REPO / "bench" / "results"
 
@@ -199,6 +202,10 @@ def html_report(result: dict) -> str:
 
 def main() -> None:
     rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [r for r in rows if r["split"] not in UNREAD]
+    unknown = sorted({r["split"] for r in rows} - set(SPLITS))
+    if unknown:
+        raise SystemExit(f"{DATA}: splits {unknown} are neither in SPLITS nor UNREAD: add each to one of them")
     clf = get_classifier()
     bank = semantic.get_bank()
     result: dict = {"labelled": {}, "classifier_present": clf is not None,
