@@ -389,10 +389,8 @@ def semantic_cues(
             learned_asked = [(lvl, p, m) if ok else (RiskLevel.NONE, 0.0, m)
                              for m, (lvl, p), ok in zip(lmatches, decided, read_it, strict=True)]
     except Exception as exc:  # safety must not depend on this layer: the rules still decide
-        _STATE.failures += 1
         _STATE.failed_at = now
-        _STATE.last_error = f"{type(exc).__name__}: {str(exc)[:300]}"
-        log.warning("semantic risk layer unavailable, rules only (%s)", _STATE.last_error)
+        _record_failure(exc, "semantic risk layer unavailable, rules only")
         return None
     _STATE.failed_at = None
     level = rule_level
@@ -419,6 +417,13 @@ def semantic_cues(
     return level, cues
 
 
+def _record_failure(exc: Exception, what: str) -> None:
+    """Count a failure of the layer and log it once, with the error only (never user text)."""
+    _STATE.failures += 1
+    _STATE.last_error = f"{type(exc).__name__}: {str(exc)[:300]}"
+    log.warning("%s (%s)", what, _STATE.last_error)
+
+
 def _learned_decisions(learned: Any, vecs: Any, readings: Sequence[str], read_it: Sequence[bool]) -> list:
     """(level, probability) the reader asks for per unit. A reader of MiniLM vectors scores them all at once; a
     reader of an LM's hidden states (`lm_features`) runs the LM on the units its gate lets through only."""
@@ -437,10 +442,8 @@ def _learned_decisions(learned: Any, vecs: Any, readings: Sequence[str], read_it
     try:
         feats = get_feature_encoder(lm).encode([readings[k] for k in idx])
     except Exception as exc:  # the LM (a separate package) cannot run: the bank still reads, the rules decide
-        _STATE.failures += 1
         _STATE.reader_failed_at = now
-        _STATE.last_error = f"{type(exc).__name__}: {str(exc)[:300]}"
-        log.warning("learned risk reader's LM unavailable, prototype bank and rules only (%s)", _STATE.last_error)
+        _record_failure(exc, "learned risk reader's LM unavailable, prototype bank and rules only")
         return out
     _STATE.reader_failed_at = None
     if with_minilm:
