@@ -2,7 +2,8 @@
 
 Why: all-MiniLM-L6-v2 (384-d, English only) is the reader's ceiling so far: seven rounds of rules and readers on
 its vectors left about half of newly phrased high-risk statements under-triaged (docs/safety.md). The largest
-models installable offline here are the packaged LMs of `mentalens.llm.offline`; Gemma 3 270M also reads Spanish.
+models installable offline here are the packaged LMs of `mentalens.llm.offline` (Gemma 3 270M also knows Spanish,
+though the reader is still trained on and reads English sentences only).
 A feature name is "minilm" (the semantic layer's own sentence vectors) or "MODEL:L<k>[,L<j>...]": the mean of
 the LM's hidden states over the sentence's tokens after layer k (several layers are concatenated in order).
 MODEL is a packaged offline model ("gemma3-270m", converted from its GGUF on first use), a local folder or a hub id.
