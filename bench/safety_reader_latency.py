@@ -1,0 +1,83 @@
+"""What a learned risk reader costs per message: `assess()` latency with each reader, side by side in one process.
+
+    python bench/safety_reader_latency.py --load C3=DIR/C3.json.gz --load L3=DIR/L3.json.gz [--n 300]
+
+Why: a reader on an LM's hidden states (`mentalens.safety.lm_features`) runs the LM on what its gate lets
+through; gated, that is rarely anything, ungated it is every English sentence. The shipped reader is always
+measured beside the candidates (same comments, same process, the sentence encoder's cache cleared before each
+arm, two interleaved rounds), so the ratios hold on a noisy machine. Comments: GoEmotions test (everyday text,
+not used to build or tune any reader). Writes bench/results/safety_reader_latency.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--load", action="append", default=[], help="NAME=PATH of a reader artefact (repeat)")
+    ap.add_argument("--n", type=int, default=300, help="GoEmotions test comments")
+    ap.add_argument("--output", default=str(ROOT / "bench" / "results" / "safety_reader_latency.json"))
+    args = ap.parse_args()
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from mentalens.data import load_goemotions
+    from mentalens.data.io import atomic_write
+    from mentalens.safety import assess, semantic
+    from mentalens.safety import sentence_encoder as se
+    from mentalens.safety.learned import LearnedRiskModel, model_path
+
+    arms = {"shipped": LearnedRiskModel.load(model_path())}
+    for spec in args.load:
+        name, _, path = spec.partition("=")
+        if not path:
+            raise SystemExit(f"--load {spec!r}: use NAME=PATH")
+        arms[name] = LearnedRiskModel.load(path)
+    texts = [r.text for r in sorted(load_goemotions(split="test"), key=lambda r: r.id)[: args.n]]
+    for model in arms.values():  # every model (and its LM) loaded before timing
+        semantic._STATE.learned = model
+        assess("warm up the encoder and the reader", semantic=True)
+    times: dict[str, list[float]] = {name: [] for name in arms}
+    for rnd in range(2):
+        for name, model in arms.items():
+            semantic._STATE.learned = model
+            getattr(se.get_encoder(), "_cache", {}).clear()
+            for text in texts[rnd::2]:
+                t0 = time.perf_counter()
+                assess(text, semantic=True)
+                times[name].append(time.perf_counter() - t0)
+    semantic._STATE.learned = None
+    base = statistics.median(times["shipped"])
+    result = {}
+    table = Table(title=f"assess() per GoEmotions test comment ({len(texts)}), 2 interleaved rounds")
+    for col in ("reader", "features", "gate", "p50 ms", "p95 ms", "p50 / shipped"):
+        table.add_column(col)
+    for name, ts in times.items():
+        ts.sort()
+        m = arms[name]
+        result[name] = {"features": m.features, "gate": m.gate, "p50_ms": round(1000 * statistics.median(ts), 1),
+                        "p95_ms": round(1000 * ts[int(0.95 * len(ts))], 1),
+                        "p50_ratio_to_shipped": round(statistics.median(ts) / base, 2)}
+        r = result[name]
+        table.add_row(name, m.features, m.gate, f"{r['p50_ms']}", f"{r['p95_ms']}", f"{r['p50_ratio_to_shipped']}")
+    Console().print(table)
+    with atomic_write(args.output) as f:
+        json.dump({"comments": len(texts), "readers": result,
+                   "note": "2 shared CPU cores; one process, encoder cache cleared per arm"}, f, indent=1)
+        f.write("\n")
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
