@@ -3,6 +3,7 @@
     python bench/safety_candidates.py --split dev6 \
         --build "B tune_splits=dev,dev2,dev3,dev4,dev5" --build "C tune_splits=... gate=floor" [--build-only]
     python bench/safety_candidates.py --split dev6 --load B=DIR/B.json.gz --load C=DIR/C.json.gz
+    python bench/safety_candidates.py --split dev9 --load AC=SHIPPED.json.gz:DIR/C.json.gz   # a union of readers
 
 Why: each round of issue 7 chooses the learned sentence reader (`mentalens.safety.learned`) among a few
 candidates, by a rule written down before the validation split is read. This script makes that one command:
@@ -91,10 +92,11 @@ def main() -> None:
         return
     for spec in args.load:
         name, _, path = spec.partition("=")
-        model = learned.LearnedRiskModel.load(path)
-        if args.split in model.meta.get("tune_splits", ()):
+        model = learned.load_readers(path)  # several paths joined by os.pathsep: a union of readers
+        members = getattr(model, "members", (model,))
+        if any(args.split in m.meta.get("tune_splits", ()) for m in members):
             raise SystemExit(f"--load {spec}: it was trained on the validation split {args.split}")
-        models[name], configs[name] = model, model.meta.get("config", {})
+        models[name], configs[name] = model, [m.meta.get("config", {}) for m in members]
 
     semantic.get_bank()
     results: dict[str, dict] = {}

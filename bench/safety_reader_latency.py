@@ -36,14 +36,14 @@ def main() -> None:
     from mentalens.data.io import atomic_write
     from mentalens.safety import assess, semantic
     from mentalens.safety import sentence_encoder as se
-    from mentalens.safety.learned import LearnedRiskModel, model_path
+    from mentalens.safety.learned import LearnedRiskModel, load_readers, model_path
 
     arms = {"shipped": LearnedRiskModel.load(model_path())}
     for spec in args.load:
         name, _, path = spec.partition("=")
         if not path:
             raise SystemExit(f"--load {spec!r}: use NAME=PATH")
-        arms[name] = LearnedRiskModel.load(path)
+        arms[name] = load_readers(path)  # several paths joined by os.pathsep: a union of readers
     texts = [r.text for r in sorted(load_goemotions(split="test"), key=lambda r: r.id)[: args.n]]
     for model in arms.values():  # every model (and its LM) loaded before timing
         semantic._STATE.learned = model
@@ -65,12 +65,13 @@ def main() -> None:
         table.add_column(col)
     for name, ts in times.items():
         ts.sort()
-        m = arms[name]
-        result[name] = {"features": m.features, "gate": m.gate, "p50_ms": round(1000 * statistics.median(ts), 1),
+        members = getattr(arms[name], "members", (arms[name],))
+        features, gate = " + ".join(m.features for m in members), " + ".join(m.gate for m in members)
+        result[name] = {"features": features, "gate": gate, "p50_ms": round(1000 * statistics.median(ts), 1),
                         "p95_ms": round(1000 * ts[int(0.95 * len(ts))], 1),
                         "p50_ratio_to_shipped": round(statistics.median(ts) / base, 2)}
         r = result[name]
-        table.add_row(name, m.features, m.gate, f"{r['p50_ms']}", f"{r['p95_ms']}", f"{r['p50_ratio_to_shipped']}")
+        table.add_row(name, features, gate, f"{r['p50_ms']}", f"{r['p95_ms']}", f"{r['p50_ratio_to_shipped']}")
     Console().print(table)
     with atomic_write(args.output) as f:
         json.dump({"comments": len(texts), "readers": result,

@@ -149,6 +149,30 @@ def test_the_gate_an_artefact_names_is_the_one_applied() -> None:
     assert ln.gates(td, _toy_bank(), "none") == {"far words": True}
 
 
+def test_a_union_of_readers_takes_the_highest_ask_and_names_the_reader_that_asked(tmp_path) -> None:
+    first = _toy_model()  # reads the first coordinate: "quiet words" -> high, "plain words" -> high
+    second = ln.LearnedRiskModel.logistic([[0.0, 0.0, 10.0]] * 4, [0.0, -2.0, -4.0, -6.0], [0.6] * 4)  # third
+    enc = _Lookup({"quiet words": [0.58, 0.0, 0.81], "plain words": [0.58, 0.0, 0.0]})
+    union = ln.ReaderUnion((first, second))
+    level, cues = sem.semantic_cues(["quiet words"], RiskLevel.LOW, encoder=enc, bank=_toy_bank(), learned=union)
+    assert level == RiskLevel.IMMINENT and [c.rule for c in cues] == ["learned:imminent"]
+    assert "threshold 0.60" in cues[0].note  # the second reader asked (p 0.89 >= its 0.60)
+    level, cues = sem.semantic_cues(["plain words"], RiskLevel.LOW, encoder=enc, bank=_toy_bank(), learned=union)
+    assert level == RiskLevel.HIGH and "threshold 0.50" in cues[0].note  # only the first reader asks
+    assert sem.semantic_cues(["plain words"], RiskLevel.LOW, encoder=enc, bank=_toy_bank(), learned=second) == (
+        RiskLevel.LOW, [])
+    neutral = _toy_model()
+    neutral.meta["reading"] = "neutral"
+    with pytest.raises(Exception, match="different reading"):
+        ln.ReaderUnion((first, neutral))
+    a, b = first.save(tmp_path / "a.json.gz"), second.save(tmp_path / "b.json.gz")
+    import os
+
+    assert isinstance(ln.load_readers(str(a)), ln.LearnedRiskModel)
+    both = ln.load_readers(f"{a}{os.pathsep}{b}")
+    assert isinstance(both, ln.ReaderUnion) and [m.thresholds for m in both.members] == [[0.5] * 4, [0.6] * 4]
+
+
 def test_decide_picks_the_highest_head_over_its_threshold() -> None:
     m = ln.LearnedRiskModel.logistic([[0.0]] * 4, [0.0] * 4, [0.5, 0.6, 0.7, 0.8])
     got = m.decide(np.array([[0.9, 0.65, 0.2, 0.9], [0.4, 0.1, 0.0, 0.0], [0.9, 0.9, 0.9, 0.1]]))

@@ -169,6 +169,42 @@ class LearnedRiskModel:
                              "`mentalens train risk-learned`") from None
 
 
+@dataclasses.dataclass
+class ReaderUnion:
+    """Several learned readers over the same sentences: each reads under its own gate and features, and a sentence
+    gets the highest level any of them asks for (each still only raises). Why: a reader that is precise on
+    look-alikes and one that keeps the shipped reader's crisis sentences can be run together; readers whose readings
+    or left-to-rules policies differ would read different sentences, so they cannot be united."""
+
+    members: tuple[LearnedRiskModel, ...]
+
+    def __post_init__(self) -> None:
+        for what in ("reading", "left_to_rules"):
+            values = {getattr(m, what) for m in self.members}
+            if len(values) > 1:
+                raise ModelError(f"learned readers with different {what} ({', '.join(sorted(values))}) cannot be "
+                                 "used together: rebuild them with the same setting")
+
+    @property
+    def reading(self) -> str:
+        return self.members[0].reading
+
+    @property
+    def left_to_rules(self) -> str:
+        return self.members[0].left_to_rules
+
+
+def load_readers(spec: str) -> LearnedRiskModel | ReaderUnion:
+    """One reader, or the union of several: paths separated by the OS path separator (":" on Linux and macOS)."""
+    import os
+
+    paths = [p for p in spec.split(os.pathsep) if p]
+    if not paths:
+        raise ModelError("no learned risk model path given: set MENTALENS_LEARNED_RISK_MODEL to a file")
+    models = tuple(LearnedRiskModel.load(p) for p in paths)
+    return models[0] if len(models) == 1 else ReaderUnion(models)
+
+
 def default_path() -> Path:
     from mentalens.paths import package_resource
 
@@ -176,11 +212,18 @@ def default_path() -> Path:
 
 
 def model_path() -> Path:
-    """$MENTALENS_LEARNED_RISK_MODEL, else the packaged model."""
+    """$MENTALENS_LEARNED_RISK_MODEL, else the packaged model (the variable may also name several, see
+    `load_readers`; then this is the first)."""
     import os
 
-    env = os.environ.get("MENTALENS_LEARNED_RISK_MODEL")
-    return Path(env) if env else default_path()
+    return Path(model_spec().split(os.pathsep)[0])
+
+
+def model_spec() -> str:
+    """$MENTALENS_LEARNED_RISK_MODEL as given (one path, or several for a `ReaderUnion`), else the packaged model."""
+    import os
+
+    return os.environ.get("MENTALENS_LEARNED_RISK_MODEL") or str(default_path())
 
 
 # ------------------------------------------------------------------------------------------------ building

@@ -320,10 +320,9 @@ def get_learned() -> Any:
     if _STATE.learned is None:
         with _LOCK:
             if _STATE.learned is None:
-                from mentalens.safety.learned import LearnedRiskModel, model_path
+                from mentalens.safety.learned import load_readers, model_path, model_spec
 
-                p = model_path()
-                _STATE.learned = LearnedRiskModel.load(p) if p.is_file() else False
+                _STATE.learned = load_readers(model_spec()) if model_path().is_file() else False
     return _STATE.learned or None
 
 
@@ -379,15 +378,19 @@ def semantic_cues(
         asked = bank.decide(matches)
         learned_asked: list[tuple[RiskLevel, float, tuple[int, float, float]]] = [
             (RiskLevel.NONE, 0.0, m) for m in matches]
+        learned_thr = [0.0] * len(units)  # the threshold of the reader that asked, for the cue's note
         if learned:
             lvecs = both[len(texts):] if readings else vecs
             lmatches = bank.match(lvecs) if readings else matches
             # English sentences only (the encoder is English-only: Spanish is left to the rules and the bank)
-            read_it = [english(user_texts[i][s:e]) and learned_gate(m[1], m[2], learned.gate)
-                       for (i, s, e), m in zip(units, lmatches, strict=True)]
-            decided = _learned_decisions(learned, lvecs, readings or texts, read_it)
-            learned_asked = [(lvl, p, m) if ok else (RiskLevel.NONE, 0.0, m)
-                             for m, (lvl, p), ok in zip(lmatches, decided, read_it, strict=True)]
+            is_en = [english(user_texts[i][s:e]) for i, s, e in units]
+            for reader in getattr(learned, "members", (learned,)):  # a union of readers: the highest ask wins
+                read_it = [en and learned_gate(m[1], m[2], reader.gate) for en, m in zip(is_en, lmatches, strict=True)]
+                decided = _learned_decisions(reader, lvecs, readings or texts, read_it)
+                for k, ((lvl, p), ok) in enumerate(zip(decided, read_it, strict=True)):
+                    if ok and lvl > learned_asked[k][0]:
+                        learned_asked[k] = (lvl, p, lmatches[k])
+                        learned_thr[k] = reader.thresholds[lvl.rank - 1]
     except Exception as exc:  # safety must not depend on this layer: the rules still decide
         _STATE.failed_at = now
         _record_failure(exc, "semantic risk layer unavailable, rules only")
@@ -396,7 +399,8 @@ def semantic_cues(
     level = rule_level
     cues: list[Cue] = []
     learned_raise = False
-    for (i, s, e), (b, cos, benign), lvl, (llvl, prob, lm) in zip(units, matches, asked, learned_asked, strict=True):
+    for (i, s, e), (b, cos, benign), lvl, (llvl, prob, lm), thr in zip(units, matches, asked, learned_asked,
+                                                                       learned_thr, strict=True):
         if lvl > rule_level:
             level = max(level, lvl, key=lambda x: x.rank)
             cues.append(Cue(f"semantic.{bank.levels[b].value}", user_texts[i][s:e], s, e, i, 1.0,
@@ -406,7 +410,6 @@ def semantic_cues(
             level = max(level, llvl, key=lambda x: x.rank)
             learned_raise = True
             head = "imminent" if llvl == RiskLevel.IMMINENT else f">= {llvl.value}"
-            thr = learned.thresholds[llvl.rank - 1]
             cues.append(Cue(f"semantic.{llvl.value}", user_texts[i][s:e], s, e, i, 1.0,
                             f"learned sentence classifier: p({head}) {prob:.2f} >= threshold {thr:.2f}; nearest "
                             f"prototype '{bank.texts[lm[0]]}' ({bank.levels[lm[0]].value}, cosine {lm[1]:.2f})",
