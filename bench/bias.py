@@ -180,7 +180,8 @@ def _safety_digest() -> str:
     from mentalens.safety import learned, semantic
 
     if semantic.learned_enabled():  # $MENTALENS_LEARNED_RISK(_MODEL) change the decision too
-        h.update(b"learned:" + (learned.model_path().read_bytes() if learned.model_path().is_file() else b"-"))
+        for path in learned.model_spec().split(os.pathsep):  # one reader, or a union of several
+            h.update(b"learned:" + (Path(path).read_bytes() if Path(path).is_file() else b"-"))
     return h.hexdigest()[:12]
 
 

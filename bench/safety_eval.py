@@ -64,10 +64,11 @@ CORE_FLAGS = ("harm_to_others", "abuse", "medical_emergency", "others_at_risk")
 CSSRS_MAP = {"Supportive": "none", "Indicator": "low", "Ideation": "moderate", "Behavior": "high", "Attempt": "high"}
 DATA = REPO / "bench" / "data" / "safety_eval.jsonl"
 SPLITS = ("test", "challenge", "challenge2", "challenge3", "challenge4", "challenge5", "dev", "dev2", "dev3",
-          "dev4", "dev5", "dev6", "dev7", "dev8", "train1", "train2", "train3", "train4", "train5", "all")
-# written blind and not yet read by anyone: the next round's validation splits (docs/safety.md, rounds 8-9). This
-# bench neither assesses nor counts them until the round that reads them moves them into SPLITS.
-UNREAD = ("dev9", "dev10")
+          "dev4", "dev5", "dev6", "dev7", "dev8", "dev9", "dev10", "train1", "train2", "train3", "train4", "train5",
+          "all")
+# splits written blind and not yet read by anyone (a coming round's validation splits): this bench neither assesses
+# nor counts them until the round that reads them moves them into SPLITS (dev9/dev10 were read in rounds 11-12)
+UNREAD: tuple[str, ...] = ()
 KINDS = ("system", "rules_classifier", "rules_only")  # system = rules + classifier + semantic layer
 OUT = REPO / "bench" / "results"
 

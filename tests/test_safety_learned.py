@@ -232,6 +232,24 @@ def test_shipped_model_was_tuned_on_tuning_splits_only(model) -> None:
     assert not set(meta.get("validation_splits", ())) & set(meta["tune_splits"])
 
 
+def test_the_shipped_readers_are_the_minilm_reader_and_the_gemma_feature_reader() -> None:
+    """Round 12 of issue 7 (docs/safety.md): the two shipped readers run as a union; the second reads MiniLM and
+    Gemma 3 270M layer-9 features under the prototype gate, was tuned on the tuning and training splits only, and
+    kept dev9/dev10 (its validation splits) and every held-out split out of training."""
+    union = sem.get_learned()
+    assert isinstance(union, ln.ReaderUnion) and len(union.members) == 2
+    first, second = union.members
+    assert first.features == "minilm" and second.features == "minilm+gemma3-270m:L9"
+    meta = second.meta
+    assert set(meta["tune_splits"]) == set(ln.LM_TUNE_SPLITS) and second.gate == "prototype"
+    assert {"dev9", "dev10"} <= set(meta["validation_splits"]) and not set(meta["tune_splits"]) & (
+        set(meta["validation_splits"]) | set(sem.HELD_OUT_SPLITS))
+    assert second.reading == first.reading == "neutral" and second.left_to_rules == first.left_to_rules
+    assert meta["in_sample_at_thresholds"]["benign_raised"] == 0
+    oof, cfg = meta["out_of_fold_at_thresholds"], meta["config"]
+    assert oof["benign_raised_rate"] <= cfg["max_benign_oof_rate"] and oof["everyday_raised_rate"] == 0
+
+
 def test_encoder_failure_leaves_the_rules_in_charge(monkeypatch, caplog) -> None:
     class Broken:
         def encode(self, texts):

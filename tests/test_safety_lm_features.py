@@ -127,3 +127,20 @@ def test_gates_are_judged_on_the_sentence_encoder_vectors() -> None:
     td = ln.TrainingData(items, lm_vec, np.zeros((0, 5)), np.zeros(0, int), np.zeros((0, 5)), np.zeros((0, 5)),
                          np.zeros(0, int), [], {}, {}, gate_vec=minilm, gate_dev_vec={})
     assert ln.gates(td, _semantic_toy_bank(threshold=0.99)) == {"near": True, "far": False}
+
+
+def test_warm_up_loads_the_shipped_readers_lm_and_never_raises(monkeypatch) -> None:
+    sem.reset()
+    sem.warm_up()
+    learned = sem.get_learned()
+    lms = [lf.split_features(m.features)[1] for m in getattr(learned, "members", (learned,))]
+    assert "gemma3-270m:L9" in lms and lf.get_feature_encoder("gemma3-270m:L9")._model is not None
+
+    def broken(name):
+        raise RuntimeError("no LM here")
+
+    monkeypatch.setattr(lf, "get_feature_encoder", broken)
+    before = sem.status()["failures"]
+    sem.warm_up()  # logged and counted, not raised: the layer loads on first use
+    assert sem.status()["failures"] == before + 1
+    sem.reset()

@@ -40,6 +40,13 @@ from mentalens.safety.types import RiskLevel
 log = logging.getLogger("mentalens.safety.learned")
 
 ARTEFACT = "learned_risk.json.gz"
+# the second shipped reader (issue 7, round 12): MiniLM + Gemma 3 270M layer 9 features, prototype gate, trained on
+# dev..dev8 and train1-5; run beside the first as a ReaderUnion. Rebuilt by (docs/safety.md):
+#   mentalens train risk-learned --set features=minilm+gemma3-270m:L9 --set tune_splits=LM_TUNE_SPLITS
+#       --set validation_splits=dev10,dev9 --out src/mentalens/resources/safety/learned_risk_lm.json.gz
+LM_ARTEFACT = "learned_risk_lm.json.gz"
+LM_TUNE_SPLITS = ("dev", "dev2", "dev3", "dev4", "dev5", "dev6", "dev7", "dev8",
+                  "train1", "train2", "train3", "train4", "train5")
 FORMAT_VERSION = 1
 HEADS = (RiskLevel.LOW, RiskLevel.MODERATE, RiskLevel.HIGH, RiskLevel.IMMINENT)
 OFF = 1.01  # a head whose threshold is above any probability never fires
@@ -220,10 +227,14 @@ def model_path() -> Path:
 
 
 def model_spec() -> str:
-    """$MENTALENS_LEARNED_RISK_MODEL as given (one path, or several for a `ReaderUnion`), else the packaged model."""
+    """$MENTALENS_LEARNED_RISK_MODEL as given (one path, or several for a `ReaderUnion`), else the packaged readers
+    (the MiniLM reader and, beside it, the reader of Gemma features)."""
     import os
 
-    return os.environ.get("MENTALENS_LEARNED_RISK_MODEL") or str(default_path())
+    from mentalens.paths import package_resource
+
+    shipped = [default_path(), package_resource("safety", LM_ARTEFACT)]
+    return os.environ.get("MENTALENS_LEARNED_RISK_MODEL") or os.pathsep.join(str(p) for p in shipped if p.is_file())
 
 
 # ------------------------------------------------------------------------------------------------ building

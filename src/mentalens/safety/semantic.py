@@ -420,6 +420,23 @@ def semantic_cues(
     return level, cues
 
 
+def warm_up() -> None:
+    """Load the bank, the encoder, the learned readers and any LM a reader reads, now (server start-up), so the first
+    message a Gemma-feature reader reads does not wait for the LM's load (or its one-time GGUF conversion). A failure
+    is counted and logged; the layer then loads on first use, and the rules never wait for it."""
+    from mentalens.safety.lm_features import get_feature_encoder, split_features
+
+    try:
+        semantic_cues(["warming up"], RiskLevel.NONE)
+        learned = get_learned()
+        for reader in getattr(learned, "members", (learned,)) if learned else ():
+            lm = split_features(reader.features)[1]
+            if lm is not None:
+                get_feature_encoder(lm).encode(["warming up"])
+    except Exception as exc:
+        _record_failure(exc, "semantic risk layer warm-up failed, it loads on first use")
+
+
 def _record_failure(exc: Exception, what: str) -> None:
     """Count a failure of the layer and log it once, with the error only (never user text)."""
     _STATE.failures += 1

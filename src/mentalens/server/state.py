@@ -91,6 +91,10 @@ class AppState:
     def load(self) -> None:
         """Load everything now (start-up), including the retrieval index, so the first reply is fast."""
         engine = self.engine
+        from mentalens.safety.semantic import enabled_by_default, warm_up
+
+        if enabled_by_default():
+            warm_up()  # the sentence encoder and the learned readers' LM, before the first message
         fallback = getattr(engine, "_fallback", None)
         counsellor = getattr(fallback, "__self__", None)
         if counsellor is not None and hasattr(counsellor, "index"):
