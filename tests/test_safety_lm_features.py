@@ -35,6 +35,8 @@ def test_feature_names() -> None:
     assert lf.split_features("minilm+gemma3-270m:L9") == (True, "gemma3-270m:L9")
     with pytest.raises(ConfigError, match="MODEL:L<k>"):
         lf.split_features("minilm+gemma3-270m")
+    with pytest.raises(ConfigError, match="cssrs=true reads MiniLM vectors only"):  # before any embedding
+        ln.LearnedBuildConfig(features="gemma3-270m:L9", cssrs=True)
 
 
 def test_a_layer_reads_the_same_alone_beside_others_and_in_any_batch(tiny_lm) -> None:
@@ -133,7 +135,7 @@ def test_warm_up_loads_the_shipped_readers_lm_and_never_raises(monkeypatch) -> N
     sem.reset()
     sem.warm_up()
     learned = sem.get_learned()
-    lms = [lf.split_features(m.features)[1] for m in getattr(learned, "members", (learned,))]
+    lms = [lf.split_features(m.features)[1] for m in learned.members]
     assert "gemma3-270m:L9" in lms and lf.get_feature_encoder("gemma3-270m:L9")._model is not None
 
     def broken(name):

@@ -101,6 +101,11 @@ class LearnedRiskModel:
         return str(self.meta.get("left_to_rules", "any-cue"))
 
     @property
+    def members(self) -> tuple[LearnedRiskModel, ...]:
+        """The readers it is made of: itself (a `ReaderUnion` has several), so callers iterate one way."""
+        return (self,)
+
+    @property
     def features(self) -> str:
         """What it reads: "minilm" (the semantic layer's sentence vectors) or an LM's hidden states
         (`lm_features`, e.g. "gemma3-270m:L9")."""
@@ -289,7 +294,8 @@ class LearnedBuildConfig:
         from mentalens.safety.lm_features import split_features
         from mentalens.safety.semantic import LEARNED_GATES, LEFT_TO_RULES_POLICIES
 
-        split_features(self.features)
+        if split_features(self.features)[1] is not None and self.cssrs:
+            raise ConfigError("learned risk model: cssrs=true reads MiniLM vectors only: set features=minilm")
         for what, value, known in (("learned gate", self.gate, LEARNED_GATES),
                                    ("left-to-rules policy", self.left_to_rules, LEFT_TO_RULES_POLICIES),
                                    ("learned model kind", self.kind, ("mlp", "logistic")),
@@ -830,8 +836,6 @@ def build_learned(
         features = None
         with_minilm, lm = split_features(cfg.features)
         if lm is not None:
-            if cfg.cssrs:
-                raise ConfigError("learned risk model: cssrs=true reads MiniLM vectors only: set features=minilm")
             features = CachedEncoder(get_feature_encoder(lm), default_cache(lm))
             features = ConcatEncoder(enc, features) if with_minilm else features
         training = collect(eval_set, data_dir, cfg, enc, cfg.tune_splits,

@@ -384,7 +384,7 @@ def semantic_cues(
             lmatches = bank.match(lvecs) if readings else matches
             # English sentences only (the encoder is English-only: Spanish is left to the rules and the bank)
             is_en = [english(user_texts[i][s:e]) for i, s, e in units]
-            for reader in getattr(learned, "members", (learned,)):  # a union of readers: the highest ask wins
+            for reader in learned.members:  # one reader, or a union of readers: the highest ask wins
                 read_it = [en and learned_gate(m[1], m[2], reader.gate) for en, m in zip(is_en, lmatches, strict=True)]
                 decided = _learned_decisions(reader, lvecs, readings or texts, read_it)
                 for k, ((lvl, p), ok) in enumerate(zip(decided, read_it, strict=True)):
@@ -429,7 +429,7 @@ def warm_up() -> None:
     try:
         semantic_cues(["warming up"], RiskLevel.NONE)
         learned = get_learned()
-        for reader in getattr(learned, "members", (learned,)) if learned else ():
+        for reader in learned.members if learned else ():
             lm = split_features(reader.features)[1]
             if lm is not None:
                 get_feature_encoder(lm).encode(["warming up"])
@@ -463,7 +463,8 @@ def _learned_decisions(learned: Any, vecs: Any, readings: Sequence[str], read_it
         feats = get_feature_encoder(lm).encode([readings[k] for k in idx])
     except Exception as exc:  # the LM (a separate package) cannot run: the bank still reads, the rules decide
         _STATE.reader_failed_at = now
-        _record_failure(exc, "learned risk reader's LM unavailable, prototype bank and rules only")
+        _record_failure(exc, "learned risk reader's LM unavailable: that reader steps aside, the prototype bank, "
+                             "any other reader and the rules go on")
         return out
     _STATE.reader_failed_at = None
     if with_minilm:
