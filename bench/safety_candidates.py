@@ -60,7 +60,7 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from mentalens.data.io import atomic_write
+    from mentalens.data.io import write_json
     from mentalens.safety import assess, learned, semantic
     from mentalens.safety.semantic import HELD_OUT_SPLITS
     from safety_eval import DATA, labelled_metrics
@@ -74,8 +74,9 @@ def main() -> None:
         raise SystemExit(f"--split {args.split}: no item of that split in {DATA}")
 
     builds = [parse_build(b) for b in args.build]
-    models: dict[str, object] = {"off": False, "shipped": learned.LearnedRiskModel.load(learned.model_path())}
-    configs: dict[str, dict] = {"off": {}, "shipped": models["shipped"].meta.get("config", {})}
+    shipped = learned.load_readers(learned.model_spec())  # every shipped reader (a union since round 12)
+    models: dict[str, object] = {"off": False, "shipped": shipped}
+    configs: dict[str, object] = {"off": {}, "shipped": [m.meta.get("config", {}) for m in shipped.members]}
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, cfg in builds:
@@ -93,7 +94,7 @@ def main() -> None:
     for spec in args.load:
         name, _, path = spec.partition("=")
         model = learned.load_readers(path)  # several paths joined by os.pathsep: a union of readers
-        members = getattr(model, "members", (model,))
+        members = model.members
         if any(args.split in m.meta.get("tune_splits", ()) for m in members):
             raise SystemExit(f"--load {spec}: it was trained on the validation split {args.split}")
         models[name], configs[name] = model, [m.meta.get("config", {}) for m in members]
@@ -106,8 +107,9 @@ def main() -> None:
         m = labelled_metrics(rows, preds)
         results[name] = {k: m[k] for k in ("recall_high_imminent", "recall_moderate_plus", "recall_imminent_exact",
                                            "benign_false_alarm_rate", "over_triage", "exact_level_accuracy")}
-        results[name]["thresholds"] = list(getattr(model, "thresholds", []) or [])
-        results[name]["gate"] = getattr(model, "gate", None) if model else None
+        members = model.members if model else ()  # one reader, or each reader of a union
+        results[name]["thresholds"] = [list(m.thresholds) for m in members]
+        results[name]["gate"] = [m.gate for m in members]
         results[name]["left_to_rules"] = semantic.left_to_rules_policy()
     semantic._STATE.learned = None
 
@@ -119,10 +121,8 @@ def main() -> None:
                       f"{r['recall_high_imminent'] + r['recall_moderate_plus']:.3f}",
                       f"{r['benign_false_alarm_rate']:.3f}", f"{r['over_triage']:.3f}")
     console.print(table)
-    with atomic_write(args.output) as f:
-        json.dump({"split": args.split, "items": len(rows), "candidates": results, "configs": configs}, f,
-                  indent=1, default=list)
-        f.write("\n")
+    write_json({"split": args.split, "items": len(rows), "candidates": results, "configs": configs}, args.output,
+               default=list)
     console.print(f"wrote {args.output}")
 
 

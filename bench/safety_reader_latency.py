@@ -12,7 +12,6 @@ not used to build or tune any reader). Writes bench/results/safety_reader_latenc
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -33,12 +32,12 @@ def main() -> None:
     from rich.table import Table
 
     from mentalens.data import load_goemotions
-    from mentalens.data.io import atomic_write
+    from mentalens.data.io import write_json
     from mentalens.safety import assess, semantic
     from mentalens.safety import sentence_encoder as se
-    from mentalens.safety.learned import LearnedRiskModel, load_readers, model_path
+    from mentalens.safety.learned import load_readers, model_spec
 
-    arms = {"shipped": LearnedRiskModel.load(model_path())}
+    arms = {"shipped": load_readers(model_spec())}  # every shipped reader (a union since round 12)
     for spec in args.load:
         name, _, path = spec.partition("=")
         if not path:
@@ -65,7 +64,7 @@ def main() -> None:
         table.add_column(col)
     for name, ts in times.items():
         ts.sort()
-        members = getattr(arms[name], "members", (arms[name],))
+        members = arms[name].members
         features, gate = " + ".join(m.features for m in members), " + ".join(m.gate for m in members)
         result[name] = {"features": features, "gate": gate, "p50_ms": round(1000 * statistics.median(ts), 1),
                         "p95_ms": round(1000 * ts[int(0.95 * len(ts))], 1),
@@ -73,10 +72,8 @@ def main() -> None:
         r = result[name]
         table.add_row(name, features, gate, f"{r['p50_ms']}", f"{r['p95_ms']}", f"{r['p50_ratio_to_shipped']}")
     Console().print(table)
-    with atomic_write(args.output) as f:
-        json.dump({"comments": len(texts), "readers": result,
-                   "note": "2 shared CPU cores; one process, encoder cache cleared per arm"}, f, indent=1)
-        f.write("\n")
+    write_json({"comments": len(texts), "readers": result,
+                "note": "2 shared CPU cores; one process, encoder cache cleared per arm"}, args.output)
     print(f"wrote {args.output}")
 
 
