@@ -102,7 +102,7 @@ def main() -> None:
 
     from mentalens.analyze import Analyzer
     from mentalens.data import LeakageGuard, load_imhi
-    from mentalens.data.io import atomic_write
+    from mentalens.data.io import write_json
     from mentalens.llm.offline import OFFLINE_MODELS
     from mentalens.paths import resolve_data_dir
 
@@ -142,9 +142,7 @@ def main() -> None:
                           "max_tokens": args.max_tokens}
     result["note"] = ("5-fold CV on IMHI IRF/MultiWD val (leakage-guarded) and, as a ceiling reference only, on "
                       "the loneliness and T-SID test sets; nothing is chosen on these figures")
-    with atomic_write(out) as f:
-        json.dump(result, f, indent=1, sort_keys=True)
-        f.write("\n")
+    write_json(result, out, sort_keys=True)
     console.print(f"wrote {out}")
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
@@ -66,7 +65,7 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from mentalens.data.io import atomic_write
+    from mentalens.data.io import write_json
     from mentalens.safety.learned import (
         CachedEncoder,
         LearnedBuildConfig,
@@ -140,9 +139,7 @@ def main() -> None:
                    "(0 GoEmotions dev comments, <= 0.5% benign tuning items raised); system = rules + "
                    "classifier + this reader (no prototype bank)", "results": results,
            "data": td.report, "seconds": round(time.perf_counter() - t0)}
-    with atomic_write(out) as f:
-        json.dump(doc, f, indent=1, sort_keys=True)
-        f.write("\n")
+    write_json(doc, out, sort_keys=True)
     console.print(f"wrote {out}")
 
 

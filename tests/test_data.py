@@ -327,3 +327,15 @@ def test_manifest_checksums_match_the_local_copy(data_dir):
     sample = [f for f in files if f.path.endswith(("DR.csv", "labels.txt"))]
     assert all(fetch_mod.sha256_of(data_dir / f.path) == f.sha256 for f in sample)
     assert json.loads((data_dir / "hotlines/suicide-hotlines.json").read_text())  # real JSON
+
+
+def test_write_json_is_whole_or_leaves_the_old_file(tmp_path) -> None:
+    from mentalens.data.io import write_json
+
+    out = tmp_path / "results" / "bench.json"
+    write_json({"b": 1, "a": [1, 2]}, out, sort_keys=True)
+    text = out.read_text(encoding="utf-8")
+    assert text.endswith("}\n") and text.index('"a"') < text.index('"b"') and json.loads(text) == {"a": [1, 2], "b": 1}
+    with pytest.raises(TypeError):
+        write_json({"a": object()}, out)  # cannot be serialised half way: the earlier file stays as it was
+    assert out.read_text(encoding="utf-8") == text and [p.name for p in out.parent.iterdir()] == ["bench.json"]

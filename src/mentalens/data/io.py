@@ -108,6 +108,15 @@ def write_jsonl(rows: Iterable[dict[str, Any]], path: str | Path) -> int:
     return n
 
 
+def write_json(obj: Any, path: str | Path, **dump: Any) -> Path:
+    """Write one JSON document (indent 1, a final newline) atomically: a results file is whole or absent.
+    `dump` goes to json.dump (sort_keys, default, ...)."""
+    with atomic_write(path) as f:
+        json.dump(obj, f, indent=1, **dump)
+        f.write("\n")
+    return Path(path)
+
+
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     """Read JSON Lines; a malformed line is reported with its number."""
     p = Path(path)
