@@ -65,10 +65,11 @@ CSSRS_MAP = {"Supportive": "none", "Indicator": "low", "Ideation": "moderate", "
 DATA = REPO / "bench" / "data" / "safety_eval.jsonl"
 SPLITS = ("test", "challenge", "challenge2", "challenge3", "challenge4", "challenge5", "dev", "dev2", "dev3",
           "dev4", "dev5", "dev6", "dev7", "dev8", "dev9", "dev10", "train1", "train2", "train3", "train4", "train5",
-          "all")
+          "train6", "all")
 # splits written blind and not yet read by anyone (a coming round's validation splits): this bench neither assesses
-# nor counts them until the round that reads them moves them into SPLITS (dev9/dev10 were read in rounds 11-12)
-UNREAD: tuple[str, ...] = ()
+# nor counts them until the round that reads them moves them into SPLITS (dev9/dev10 were read in rounds 11-12;
+# dev11/dev12 were written for round 13)
+UNREAD: tuple[str, ...] = ("dev11", "dev12")
 KINDS = ("system", "rules_classifier", "rules_only")  # system = rules + classifier + semantic layer
 OUT = REPO / "bench" / "results"
 
