@@ -4,6 +4,7 @@
         --build "B tune_splits=dev,dev2,dev3,dev4,dev5" --build "C tune_splits=... gate=floor" [--build-only]
     python bench/safety_candidates.py --split dev6 --load B=DIR/B.json.gz --load C=DIR/C.json.gz
     python bench/safety_candidates.py --split dev9 --load AC=SHIPPED.json.gz:DIR/C.json.gz   # a union of readers
+    python bench/safety_candidates.py --split dev11,dev12 --bank K=DIR/bank.json.gz   # a prototype bank (pooled)
 
 Why: each round of issue 7 chooses the learned sentence reader (`mentalens.safety.learned`) among a few
 candidates, by a rule written down before the validation split is read. This script makes that one command:
@@ -46,10 +47,14 @@ def parse_build(spec: str) -> tuple[str, object]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--split", required=True, help="the validation split (dev* only)")
+    ap.add_argument("--split", required=True, help="the validation split (dev* only; several, comma-separated, "
+                    "are pooled)")
     ap.add_argument("--build", action="append", default=[],
                     help='"NAME key=value ..." (LearnedBuildConfig settings; lists as a,b,c)')
     ap.add_argument("--load", action="append", default=[], help="NAME=PATH: a candidate built before (--build-only)")
+    ap.add_argument("--bank", action="append", default=[],
+                    help="NAME=PATH: a candidate prototype bank (with the readers --load gives NAME, else the "
+                         "shipped ones)")
     ap.add_argument("--build-only", action="store_true",
                     help="build the candidates and stop, before the split is read (e.g. to run the test suite "
                          "with each installed: MENTALENS_LEARNED_RISK_MODEL=PATH)")
@@ -66,12 +71,15 @@ def main() -> None:
     from safety_eval import DATA, labelled_metrics
 
     console = Console()
-    if args.split in HELD_OUT_SPLITS or not args.split.startswith("dev"):
-        raise SystemExit(f"--split {args.split}: only tuning/validation splits (dev*) may choose a candidate")
+    splits = tuple(x.strip() for x in args.split.split(",") if x.strip())
+    for split in splits:
+        if split in HELD_OUT_SPLITS or not split.startswith("dev"):
+            raise SystemExit(f"--split {split}: only tuning/validation splits (dev*) may choose a candidate")
     rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
-    rows = [r for r in rows if r["split"] == args.split]
-    if not rows:
-        raise SystemExit(f"--split {args.split}: no item of that split in {DATA}")
+    missing = [x for x in splits if not any(r["split"] == x for r in rows)]
+    if missing or not splits:
+        raise SystemExit(f"--split {args.split}: no item of {', '.join(missing) or 'it'} in {DATA}")
+    rows = [r for r in rows if r["split"] in splits]
 
     builds = [parse_build(b) for b in args.build]
     shipped = learned.load_readers(learned.model_spec())  # every shipped reader (a union since round 12)
@@ -80,9 +88,9 @@ def main() -> None:
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, cfg in builds:
-        if args.split in cfg.tune_splits:
+        if set(splits) & set(cfg.tune_splits):
             raise SystemExit(f"--build {name}: it would train on the validation split {args.split}")
-        cfg = dataclasses.replace(cfg, validation_splits=(*cfg.validation_splits, args.split))
+        cfg = dataclasses.replace(cfg, validation_splits=(*cfg.validation_splits, *splits))
         console.print(f"building {name}: tune {', '.join(cfg.tune_splits)}; gate {cfg.gate}; "
                       f"left to rules {cfg.left_to_rules}")
         model, _report = learned.build_learned(DATA, cfg=cfg, progress=lambda m, n=name: console.print(f"  [{n}] {m}"))
@@ -95,14 +103,25 @@ def main() -> None:
         name, _, path = spec.partition("=")
         model = learned.load_readers(path)  # several paths joined by os.pathsep: a union of readers
         members = model.members
-        if any(args.split in m.meta.get("tune_splits", ()) for m in members):
+        if any(set(splits) & set(m.meta.get("tune_splits", ())) for m in members):
             raise SystemExit(f"--load {spec}: it was trained on the validation split {args.split}")
         models[name], configs[name] = model, [m.meta.get("config", {}) for m in members]
+    shipped_bank = semantic.get_bank()
+    banks: dict[str, object] = {}
+    for spec in args.bank:
+        name, _, path = spec.partition("=")
+        banks[name] = bank = semantic.SemanticBank.load(path)
+        choice = bank.meta.get("language_threshold_choice", {})
+        tuned = set(bank.meta.get("tune_splits", ())) | set(choice.get("splits", ()))
+        if set(splits) & tuned:
+            raise SystemExit(f"--bank {spec}: it was tuned on the validation split {args.split}")
+        models.setdefault(name, shipped)
+        configs.setdefault(name, configs["shipped"])
 
-    semantic.get_bank()
     results: dict[str, dict] = {}
     for name, model in models.items():
         semantic._STATE.learned = model  # the reader assess() uses (False: none)
+        semantic._STATE.bank = banks.get(name, shipped_bank)
         preds = {r["id"]: assess(r["messages"]) for r in rows}
         m = labelled_metrics(rows, preds)
         results[name] = {k: m[k] for k in ("recall_high_imminent", "recall_moderate_plus", "recall_imminent_exact",
@@ -111,7 +130,9 @@ def main() -> None:
         results[name]["thresholds"] = [list(m.thresholds) for m in members]
         results[name]["gate"] = [m.gate for m in members]
         results[name]["left_to_rules"] = semantic.left_to_rules_policy()
-    semantic._STATE.learned = None
+        results[name]["bank"] = {"threshold": semantic._STATE.bank.threshold,
+                                 "language_thresholds": semantic._STATE.bank.language_thresholds}
+    semantic.reset()
 
     table = Table(title=f"learned-reader candidates on {args.split} ({len(rows)} items)")
     for col in ("candidate", "recall high+", "recall moderate+", "sum", "benign false alarms", "over-triage"):
@@ -121,7 +142,8 @@ def main() -> None:
                       f"{r['recall_high_imminent'] + r['recall_moderate_plus']:.3f}",
                       f"{r['benign_false_alarm_rate']:.3f}", f"{r['over_triage']:.3f}")
     console.print(table)
-    write_json({"split": args.split, "items": len(rows), "candidates": results, "configs": configs}, args.output,
+    write_json({"split": args.split, "splits": list(splits), "items": len(rows), "candidates": results,
+                "configs": configs}, args.output,
                default=list)
     console.print(f"wrote {args.output}")
 

@@ -73,3 +73,12 @@ def test_train_risk_learned_settings_are_checked_before_any_work(cli, tmp_path) 
     code, _, err = cli("train", "risk-learned", "--set", "gate=none")  # would overwrite the shipped reader
     assert code == 2 and "--out" in err
     assert not out.exists()
+
+
+def test_train_risk_semantic_settings_are_checked_before_any_work(cli, tmp_path) -> None:
+    out = tmp_path / "bank.json.gz"
+    code, _, err = cli("train", "risk-semantic", "--set", "langauge_tune_splits=dev9", "--out", str(out))
+    assert code == 2 and "langauge_tune_splits" in err
+    code, _, err = cli("train", "risk-semantic", "--set", "language_tune_splits=")  # would overwrite the shipped bank
+    assert code == 2 and "--out" in err
+    assert not out.exists()

@@ -3,6 +3,8 @@ keeps the held-out splits held out, and never takes the rules down with it when 
 
 from __future__ import annotations
 
+import dataclasses
+import gzip
 import json
 import logging
 from pathlib import Path
@@ -121,6 +123,45 @@ def test_bank_round_trip(tmp_path) -> None:
     (tmp_path / "bad.json.gz").write_bytes(b"not gzip")
     with pytest.raises(Exception, match="train risk-semantic"):
         sem.SemanticBank.load(tmp_path / "bad.json.gz")
+
+
+def test_a_language_threshold_holds_back_only_that_languages_sentences(tmp_path) -> None:
+    same = [0.8, 0.0, 0.6]  # cosine 0.8 to the high-risk prototype for both sentences
+    enc = _Lookup({"quiet words": same, "palabras tranquilas de la noche": same})
+    b = _toy_bank()
+    b.language_thresholds = {"es": 0.85}
+    level, cues = sem.semantic_cues(["palabras tranquilas de la noche"], RiskLevel.NONE, encoder=enc, bank=b)
+    assert (level, cues) == (RiskLevel.NONE, [])
+    assert sem.semantic_cues(["quiet words"], RiskLevel.NONE, encoder=enc, bank=b)[0] == RiskLevel.HIGH
+    # never below the base threshold, and a threshold passed in replaces the bank's
+    assert b.decide([(0, 0.65, 0.0)], languages=["en"], language_thresholds={"en": 0.5}) == [RiskLevel.HIGH]
+    assert b.decide([(0, 0.55, 0.0)], languages=["en"], language_thresholds={"en": 0.5}) == [RiskLevel.NONE]
+    assert b.decide([(0, 0.8, 0.0)], languages=["es"], language_thresholds={}) == [RiskLevel.HIGH]
+    # saved and read back; a bank without them writes no such key (older banks rebuild byte for byte)
+    assert sem.SemanticBank.load(b.save(tmp_path / "b.json.gz")).language_thresholds == {"es": 0.85}
+    plain = _toy_bank().save(tmp_path / "p.json.gz")
+    assert b"language_thresholds" not in gzip.decompress(plain.read_bytes())
+
+
+def test_language_thresholds_keep_the_systems_recall_on_the_rows_they_are_chosen_on(bank, encoder, rows) -> None:
+    # dev9 (300 items, which no shipped reader trained on) read by the whole shipped system; thresholds replayed
+    # on one reading per sentence
+    dev = [r for r in rows if r["split"] == "dev9"]
+    cfg = sem.SemanticBuildConfig(language_grid=(0.72, 0.76, 0.8, 0.9))
+    chosen, report = sem.choose_language_thresholds(bank, dev, encoder, cfg, lambda _m: None)
+    assert set(chosen) <= {"en", "es"} and all(t > bank.threshold for t in chosen.values())
+    assert report["items"] == len(dev) and report["benign_lookalikes"] == 110
+    at_base, at_chosen = report["at_base"], report["at_chosen"]
+    assert at_chosen["recall_high_plus"] == at_base["recall_high_plus"]
+    assert at_chosen["recall_moderate_plus"] == at_base["recall_moderate_plus"]
+    assert at_chosen["benign_raised"] <= at_base["benign_raised"]
+    # the choice for the first language is the highest that keeps recall: one step up loses some
+    higher = [x for x in cfg.language_grid if x > chosen.get("en", bank.threshold)]
+    if higher:
+        one_up, _ = sem.choose_language_thresholds(
+            bank, dev, encoder, dataclasses.replace(cfg, language_grid=(higher[0],), languages=("en",)),
+            lambda _m: None)
+        assert one_up == {}
 
 
 # ------------------------------------------------------------------------------------------ the shipped bank

@@ -238,12 +238,22 @@ def train_risk_semantic(
     data: Path = typer.Option(None, "--data", help="The mentalens data folder for GoEmotions dev comments "
                               "(default $MENTALENS_DATA)."),
     out: Path = typer.Option(None, "--out", help="Where to write the bank (default: the packaged one)."),
+    set_: list[str] = typer.Option(None, "--set", help="SemanticBuildConfig override key=value, repeatable (e.g. "
+                                   "language_tune_splits= for one threshold in every language)."),
     as_json: bool = typer.Option(False, "--json", help="Print the build report as JSON."),
 ) -> None:
-    """Build the semantic risk layer's prototype bank (drops prototypes near held-out sentences, tunes on dev)."""
+    """Build the semantic risk layer's prototype bank (drops prototypes near held-out sentences, tunes on dev; the
+    per-language thresholds on the whole system's decisions over the tuning splits)."""
+    import functools
+
+    from mentalens.config import load_config
     from mentalens.safety import semantic
 
-    path, report = _build_safety_artefact("semantic risk bank", semantic.build_bank,
+    cfg = load_config(semantic.SemanticBuildConfig, None, list(set_ or []))
+    if set_ and out is None:
+        raise typer.BadParameter("a bank built with --set is not the shipped one: pass --out PATH (then "
+                                 "MENTALENS_SEMANTIC_BANK=PATH uses it)", param_hint="--out")
+    path, report = _build_safety_artefact("semantic risk bank", functools.partial(semantic.build_bank, cfg=cfg),
                                           out or semantic.default_path(), eval_set, data)  # fmt: skip
     if as_json:
         print_json(report)
@@ -251,7 +261,8 @@ def train_risk_semantic(
         console.print(f"semantic risk bank written to {path} ({path.stat().st_size / 1024:.0f} KB): "
                       f"{report['kept']}/{report['prototypes']} prototypes kept "
                       f"({len(report['dropped_near_duplicates_of_held_out'])} dropped as near-duplicates of held-out "
-                      f"sentences), threshold {report['threshold']}, margin {report['margin']} (chosen on dev)")
+                      f"sentences), threshold {report['threshold']}, margin {report['margin']} (chosen on dev), "
+                      f"per language {report['language_thresholds'] or 'none'} (chosen on the whole system)")
 
 
 @train_app.command("risk-learned")

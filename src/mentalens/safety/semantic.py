@@ -51,6 +51,10 @@ FORMAT_VERSION = 1
 # never tuned on; prototypes that are near-duplicates of their sentences are dropped
 HELD_OUT_SPLITS = ("test", "challenge", "challenge2", "challenge3", "challenge4", "challenge5")
 TUNE_SPLITS = ("dev", "dev2")  # the only splits the threshold and margin are chosen on
+# the splits the per-language thresholds are chosen on (issue 7, round 13), read by the whole system: the tuning
+# splits NO shipped learned reader trained on. On a split a reader trained on, it finds in sample what only the bank
+# would find out of sample, so the bank looks redundant there (on dev3 any English threshold up to 0.90 kept recall)
+LANGUAGE_TUNE_SPLITS = ("dev9", "dev10", "train6")
 NEAR_DUPLICATE = 0.9
 MAX_UNITS = 48  # sentences per assessment (the most recent ones): keeps a long conversation's check fast
 MAX_UNIT_CHARS = 600  # a "sentence" longer than this is cut into windows of this size
@@ -159,6 +163,9 @@ class SemanticBank:
     threshold: float
     margin: float
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # a stricter threshold for a language's sentences ({"en": 0.74}), never below `threshold`: chosen on the
+    # whole system's decisions (`choose_language_thresholds`); absent from older banks (then `threshold` alone)
+    language_thresholds: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         import numpy as np
@@ -178,11 +185,19 @@ class SemanticBank:
         return [(int(b), float(risk[k, b]), float(benign[k].max())) for k, b in enumerate(best)]
 
     def decide(self, matches: list[tuple[int, float, float]], threshold: float | None = None,
-               margin: float | None = None) -> list[RiskLevel]:
-        """The level each unit asks for (NONE when below the threshold or not clear of the benign prototypes)."""
+               margin: float | None = None, languages: Sequence[str] | None = None,
+               language_thresholds: dict[str, float] | None = None) -> list[RiskLevel]:
+        """The level each unit asks for (NONE when below its threshold or not clear of the benign prototypes).
+
+        With `languages` (one per unit), a unit of a language in `language_thresholds` (default the bank's) needs
+        the higher of that threshold and the base one."""
         thr = self.threshold if threshold is None else threshold
         mar = self.margin if margin is None else margin
-        return [self.levels[b] if (c >= thr and c - n >= mar) else RiskLevel.NONE for b, c, n in matches]
+        by_lang = self.language_thresholds if language_thresholds is None else language_thresholds
+        langs = languages if languages is not None else [""] * len(matches)
+        thrs = [max(thr, by_lang.get(lang, thr)) for lang in langs]
+        return [self.levels[b] if (c >= t and c - n >= mar) else RiskLevel.NONE
+                for (b, c, n), t in zip(matches, thrs, strict=True)]
 
     # -------------------------------------------------------------------------------- persistence
     def save(self, path: str | Path) -> Path:
@@ -196,6 +211,8 @@ class SemanticBank:
                "vectors_f16": base64.b64encode(self.vectors.astype(np.float16).tobytes()).decode("ascii"),
                "threshold": round(float(self.threshold), 4), "margin": round(float(self.margin), 4),
                "meta": self.meta}
+        if self.language_thresholds:  # only when set: a bank without them rebuilds byte for byte as before
+            doc["language_thresholds"] = {k: round(float(v), 4) for k, v in sorted(self.language_thresholds.items())}
         raw = json.dumps(doc, ensure_ascii=False, sort_keys=True, indent=0).encode("utf-8")
         from mentalens.safety.classifier import write_gzip
 
@@ -213,7 +230,8 @@ class SemanticBank:
             vecs /= np.linalg.norm(vecs, axis=1, keepdims=True).clip(1e-9)
             return cls(ids=list(doc["ids"]), levels=[RiskLevel.parse(v) for v in doc["levels"]],
                        texts=list(doc["texts"]), vectors=vecs, threshold=float(doc["threshold"]),
-                       margin=float(doc["margin"]), meta=doc.get("meta", {}))
+                       margin=float(doc["margin"]), meta=doc.get("meta", {}),
+                       language_thresholds={str(k): float(v) for k, v in doc.get("language_thresholds", {}).items()})
         except (OSError, ValueError, EOFError, KeyError, TypeError) as exc:
             raise ModelError(f"semantic risk bank {path} cannot be read ({exc}): rebuild it with "
                              "`mentalens train risk-semantic`") from None
@@ -336,6 +354,68 @@ def reset() -> None:
         _STATE.last_error = None
 
 
+@dataclasses.dataclass
+class UnitReading:
+    """What the layer read in the sentences the rules left to it: per unit (message, start, end), its language,
+    its nearest prototypes (`SemanticBank.match`) and the learned readers' highest ask with that reader's
+    threshold. The decision (`decide_units`) is separate so a build can replay it under other bank thresholds."""
+
+    units: list[tuple[int, int, int]]
+    languages: list[str]
+    matches: list[tuple[int, float, float]]
+    learned: list[tuple[RiskLevel, float, tuple[int, float, float]]]
+    learned_thresholds: list[float]
+
+
+def unit_language(text: str) -> str:
+    """"es" for a sentence read as Spanish, else "en" (the encoder is English-only, `learned.english`)."""
+    from mentalens.safety.learned import english
+
+    return "en" if english(text) else "es"
+
+
+def read_units(user_texts: Sequence[str], discounted: Sequence[Cue], encoder: Any, bank: SemanticBank,
+               learned: Any) -> UnitReading:
+    """Embed the sentences the rules left to the layer and read them with the bank and the learned readers."""
+    from mentalens.safety.learned import read
+
+    units = [u for u in message_units(user_texts) if not _discounted(u, discounted)]
+    texts = [user_texts[i][s:e] for i, s, e in units]
+    languages = [unit_language(t) for t in texts]
+    # the learned reader and its gates see each sentence as it was trained to (its neutral reading): encoded
+    # in the same call as the sentences themselves (one encoder run instead of two per turn)
+    readings = [] if not learned or learned.reading == "plain" else [read(t, learned.reading) for t in texts]
+    both = encoder.encode(texts + readings) if texts else []
+    vecs = both[: len(texts)]
+    matches = bank.match(vecs) if texts else []
+    learned_asked: list[tuple[RiskLevel, float, tuple[int, float, float]]] = [
+        (RiskLevel.NONE, 0.0, m) for m in matches]
+    learned_thr = [0.0] * len(units)  # the threshold of the reader that asked, for the cue's note
+    if learned and texts:
+        lvecs = both[len(texts):] if readings else vecs
+        lmatches = bank.match(lvecs) if readings else matches
+        # English sentences only (the encoder is English-only: Spanish is left to the rules and the bank)
+        for reader in learned.members:  # one reader, or a union of readers: the highest ask wins
+            read_it = [lang == "en" and learned_gate(m[1], m[2], reader.gate)
+                       for lang, m in zip(languages, lmatches, strict=True)]
+            decided = _learned_decisions(reader, lvecs, readings or texts, read_it)
+            for k, ((lvl, p), ok) in enumerate(zip(decided, read_it, strict=True)):
+                if ok and lvl > learned_asked[k][0]:
+                    learned_asked[k] = (lvl, p, lmatches[k])
+                    learned_thr[k] = reader.thresholds[lvl.rank - 1]
+    return UnitReading(units, languages, matches, learned_asked, learned_thr)
+
+
+def decide_units(reading: UnitReading, bank: SemanticBank, rule_level: RiskLevel,
+                 language_thresholds: dict[str, float] | None = None) -> RiskLevel:
+    """The level the layer asks for (>= rule_level) from a reading, without building cues (threshold search)."""
+    level = rule_level
+    asked = bank.decide(reading.matches, languages=reading.languages, language_thresholds=language_thresholds)
+    for lvl, (llvl, _p, _m) in zip(asked, reading.learned, strict=True):
+        level = max(level, lvl, llvl, key=lambda x: x.rank)
+    return level
+
+
 def semantic_cues(
     user_texts: Sequence[str],
     rule_level: RiskLevel,
@@ -358,39 +438,15 @@ def semantic_cues(
     try:
         if learned is None and bank is None:
             learned = get_learned()
-        from mentalens.safety.learned import english, read
         bank = bank or get_bank()
         if encoder is None:
             from mentalens.safety.sentence_encoder import get_encoder
 
             encoder = get_encoder()
-        units = [u for u in message_units(user_texts) if not _discounted(u, discounted)]
         _STATE.calls += 1
-        if not units or rule_level >= RiskLevel.IMMINENT:
+        if rule_level >= RiskLevel.IMMINENT:  # nothing to raise: nothing is encoded
             return rule_level, []
-        texts = [user_texts[i][s:e] for i, s, e in units]
-        # the learned reader and its gates see each sentence as it was trained to (its neutral reading): encoded
-        # in the same call as the sentences themselves (one encoder run instead of two per turn)
-        readings = [] if not learned or learned.reading == "plain" else [read(t, learned.reading) for t in texts]
-        both = encoder.encode(texts + readings)
-        vecs = both[: len(texts)]
-        matches = bank.match(vecs)
-        asked = bank.decide(matches)
-        learned_asked: list[tuple[RiskLevel, float, tuple[int, float, float]]] = [
-            (RiskLevel.NONE, 0.0, m) for m in matches]
-        learned_thr = [0.0] * len(units)  # the threshold of the reader that asked, for the cue's note
-        if learned:
-            lvecs = both[len(texts):] if readings else vecs
-            lmatches = bank.match(lvecs) if readings else matches
-            # English sentences only (the encoder is English-only: Spanish is left to the rules and the bank)
-            is_en = [english(user_texts[i][s:e]) for i, s, e in units]
-            for reader in learned.members:  # one reader, or a union of readers: the highest ask wins
-                read_it = [en and learned_gate(m[1], m[2], reader.gate) for en, m in zip(is_en, lmatches, strict=True)]
-                decided = _learned_decisions(reader, lvecs, readings or texts, read_it)
-                for k, ((lvl, p), ok) in enumerate(zip(decided, read_it, strict=True)):
-                    if ok and lvl > learned_asked[k][0]:
-                        learned_asked[k] = (lvl, p, lmatches[k])
-                        learned_thr[k] = reader.thresholds[lvl.rank - 1]
+        reading = read_units(user_texts, discounted, encoder, bank, learned)
     except Exception as exc:  # safety must not depend on this layer: the rules still decide
         _STATE.failed_at = now
         _record_failure(exc, "semantic risk layer unavailable, rules only")
@@ -399,8 +455,9 @@ def semantic_cues(
     level = rule_level
     cues: list[Cue] = []
     learned_raise = False
-    for (i, s, e), (b, cos, benign), lvl, (llvl, prob, lm), thr in zip(units, matches, asked, learned_asked,
-                                                                       learned_thr, strict=True):
+    asked = bank.decide(reading.matches, languages=reading.languages)
+    for (i, s, e), (b, cos, benign), lvl, (llvl, prob, lm), thr in zip(
+            reading.units, reading.matches, asked, reading.learned, reading.learned_thresholds, strict=True):
         if lvl > rule_level:
             level = max(level, lvl, key=lambda x: x.rank)
             cues.append(Cue(f"semantic.{bank.levels[b].value}", user_texts[i][s:e], s, e, i, 1.0,
@@ -544,6 +601,13 @@ class SemanticBuildConfig:
     max_everyday_false_alarm_rate: float = 0.005  # GoEmotions dev comments raised by the layer alone
     everyday_sample: int = 2000
     safety_gap: float = 0.02  # added to the chosen threshold: the dev set is small
+    # per-language thresholds (`choose_language_thresholds`): each language's sentences get the highest threshold
+    # (from the base one up, in steps of 0.01) at which the whole system's recall of high+ and of moderate+ on these
+    # splits does not fall. The base threshold is chosen on the bank alone over dev/dev2 (strict on their look-alikes
+    # but blind to what the rules and readers already catch). () = one threshold for all languages.
+    language_tune_splits: tuple[str, ...] = LANGUAGE_TUNE_SPLITS
+    languages: tuple[str, ...] = ("en", "es")
+    language_grid: tuple[float, ...] = tuple(round(0.01 * i, 2) for i in range(40, 96))  # 0.40 .. 0.95
 
 
 def _eval_rows(path: Path) -> list[dict]:
@@ -674,8 +738,67 @@ def build_bank(
         "at_shipped_thresholds": {k: round(v, 4) for k, v in final.items()},
         "everyday_comments": len(everyday),
     }
-    report = {"threshold": thr, "margin": mar, **bank.meta}
+    if cfg.language_tune_splits:
+        system_rows = [r for r in rows if r["split"] in cfg.language_tune_splits]
+        bank.language_thresholds, bank.meta["language_threshold_choice"] = choose_language_thresholds(
+            bank, system_rows, encoder, cfg, say)
+    report = {"threshold": thr, "margin": mar, "language_thresholds": bank.language_thresholds, **bank.meta}
     return bank, report
+
+
+def choose_language_thresholds(bank: SemanticBank, rows: list[dict], encoder: Any, cfg: SemanticBuildConfig,
+                               say: Callable[[str], None]) -> tuple[dict[str, float], dict[str, Any]]:
+    """Per language, the highest threshold (>= the bank's) at which the whole system (rules, classifier, this bank,
+    the shipped learned readers) keeps its recall of high+ and of moderate+ on `rows`: what the bank alone raises
+    there beyond that threshold, the other layers already find. Each sentence is read once; the thresholds are
+    replayed on the readings (`decide_units`). Returns the thresholds and a report with the false alarms saved."""
+    from mentalens.safety.assess import assess
+
+    learned = get_learned()
+    say(f"reading {len(rows)} items of {', '.join(sorted({r['split'] for r in rows}))} with the whole system")
+    cases = []
+    for r in rows:
+        a = assess(r["messages"], semantic=False)
+        texts = _user_texts(r["messages"])
+        reading = None
+        if a.level < RiskLevel.IMMINENT and any(t.strip() for t in texts):
+            left = cues_left_to_rules(a.cues, a.level, left_to_rules_policy())
+            reading = read_units(texts, left, encoder, bank, learned)
+        flagged = any(a.flags.values())
+        benign = r["category"] == "benign_lookalike" or r["category"].endswith("_benign")
+        cases.append((RiskLevel.parse(r["level"]).rank, benign, flagged, a.level, reading))
+
+    def score(by_lang: dict[str, float]) -> tuple[int, int, int]:
+        high = moderate = alarms = 0
+        for gold, benign, flagged, level, reading in cases:
+            lv = decide_units(reading, bank, level, by_lang) if reading is not None else level
+            high += gold >= RiskLevel.HIGH.rank and lv >= RiskLevel.HIGH
+            moderate += gold >= RiskLevel.MODERATE.rank and lv >= RiskLevel.MODERATE
+            alarms += benign and (lv >= RiskLevel.LOW or flagged)
+        return high, moderate, alarms
+
+    base = score({})
+    chosen: dict[str, float] = {}
+    for lang in cfg.languages:
+        for t in sorted(x for x in cfg.language_grid if x > bank.threshold):
+            h, m, _ = score({**chosen, lang: t})
+            if h < base[0] or m < base[1]:
+                break
+            chosen[lang] = t
+    final = score(chosen)
+    n_high = sum(g >= RiskLevel.HIGH.rank for g, *_ in cases)
+    n_moderate = sum(g >= RiskLevel.MODERATE.rank for g, *_ in cases)
+    n_benign = sum(b for _, b, *_ in cases)
+    report = {"splits": sorted({r["split"] for r in rows}), "items": len(cases), "high_plus": n_high,
+              "moderate_plus": n_moderate, "benign_lookalikes": n_benign,
+              "readers": [m.meta.get("features", "minilm") for m in (learned.members if learned else ())],
+              "at_base": {"recall_high_plus": round(base[0] / max(n_high, 1), 4),
+                          "recall_moderate_plus": round(base[1] / max(n_moderate, 1), 4), "benign_raised": base[2]},
+              "at_chosen": {"recall_high_plus": round(final[0] / max(n_high, 1), 4),
+                            "recall_moderate_plus": round(final[1] / max(n_moderate, 1), 4),
+                            "benign_raised": final[2]}}
+    say(f"language thresholds {chosen}: benign look-alikes raised {base[2]} -> {final[2]} of {n_benign}")
+    return chosen, report
 
 
 def _everyday_texts(data_dir: str | Path | None, n: int) -> list[str]:
