@@ -5,6 +5,7 @@
     python bench/safety_candidates.py --split dev6 --load B=DIR/B.json.gz --load C=DIR/C.json.gz
     python bench/safety_candidates.py --split dev9 --load AC=SHIPPED.json.gz:DIR/C.json.gz   # a union of readers
     python bench/safety_candidates.py --split dev11,dev12 --bank K=DIR/bank.json.gz   # a prototype bank (pooled)
+    python bench/safety_candidates.py --split dev13,dev14 --env R=MENTALENS_CONTEXT_RELEASE=1   # a run-time switch
 
 Why: each round of issue 7 chooses the learned sentence reader (`mentalens.safety.learned`) among a few
 candidates, by a rule written down before the validation split is read. This script makes that one command:
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -55,6 +57,9 @@ def main() -> None:
     ap.add_argument("--bank", action="append", default=[],
                     help="NAME=PATH: a candidate prototype bank (with the readers --load gives NAME, else the "
                          "shipped ones)")
+    ap.add_argument("--env", action="append", default=[],
+                    help="NAME=KEY=VALUE: a candidate run with this environment variable set (with the readers and "
+                         "bank --load/--bank give NAME, else the shipped ones); the others run with it unset")
     ap.add_argument("--build-only", action="store_true",
                     help="build the candidates and stop, before the split is read (e.g. to run the test suite "
                          "with each installed: MENTALENS_LEARNED_RISK_MODEL=PATH)")
@@ -118,11 +123,26 @@ def main() -> None:
         models.setdefault(name, shipped)
         configs.setdefault(name, configs["shipped"])
 
+    envs: dict[str, dict[str, str]] = {}
+    for spec in args.env:
+        name, _, pair = spec.partition("=")
+        key, _, value = pair.partition("=")
+        if not name or not key:
+            raise SystemExit(f"--env {spec!r}: give NAME=KEY=VALUE")
+        envs.setdefault(name, {})[key] = value
+        models.setdefault(name, shipped)
+        configs.setdefault(name, configs["shipped"])
+    switched = {k for e in envs.values() for k in e}
+    saved = {k: os.environ.pop(k) for k in switched if k in os.environ}  # unset for every other candidate
+
     results: dict[str, dict] = {}
     for name, model in models.items():
         semantic._STATE.learned = model  # the reader assess() uses (False: none)
         semantic._STATE.bank = banks.get(name, shipped_bank)
+        os.environ.update(envs.get(name, {}))
         preds = {r["id"]: assess(r["messages"]) for r in rows}
+        for key in envs.get(name, {}):
+            os.environ.pop(key, None)
         m = labelled_metrics(rows, preds)
         results[name] = {k: m[k] for k in ("recall_high_imminent", "recall_moderate_plus", "recall_imminent_exact",
                                            "benign_false_alarm_rate", "over_triage", "exact_level_accuracy")}
@@ -132,7 +152,9 @@ def main() -> None:
         results[name]["left_to_rules"] = semantic.left_to_rules_policy()
         results[name]["bank"] = {"threshold": semantic._STATE.bank.threshold,
                                  "language_thresholds": semantic._STATE.bank.language_thresholds}
+        results[name]["env"] = envs.get(name, {})
     semantic.reset()
+    os.environ.update(saved)
 
     table = Table(title=f"learned-reader candidates on {args.split} ({len(rows)} items)")
     for col in ("candidate", "recall high+", "recall moderate+", "sum", "benign false alarms", "over-triage"):

@@ -51,9 +51,10 @@ FORMAT_VERSION = 1
 # never tuned on; prototypes that are near-duplicates of their sentences are dropped
 HELD_OUT_SPLITS = ("test", "challenge", "challenge2", "challenge3", "challenge4", "challenge5")
 TUNE_SPLITS = ("dev", "dev2")  # the only splits the threshold and margin are chosen on
-# the splits the per-language thresholds are chosen on (issue 7, round 13), read by the whole system: the tuning
-# splits NO shipped learned reader trained on. On a split a reader trained on, it finds in sample what only the bank
-# would find out of sample, so the bank looks redundant there (on dev3 any English threshold up to 0.90 kept recall)
+# the splits round 13 of issue 7 chose per-language thresholds on (`--set language_tune_splits=dev9,dev10,train6`),
+# read by the whole system: the tuning splits NO shipped learned reader trained on. On a split a reader trained on, it
+# finds in sample what only the bank would find out of sample, so the bank looks redundant there (on dev3 any English
+# threshold up to 0.90 kept recall). Not shipped: on dev11+dev12 that bank lost recall and saved no false alarm
 LANGUAGE_TUNE_SPLITS = ("dev9", "dev10", "train6")
 NEAR_DUPLICATE = 0.9
 MAX_UNITS = 48  # sentences per assessment (the most recent ones): keeps a long conversation's check fast
@@ -424,13 +425,16 @@ def semantic_cues(
     encoder: Any = None,
     bank: SemanticBank | None = None,
     learned: Any = None,
+    corroborate: Sequence[Cue] = (),
 ) -> tuple[RiskLevel, list[Cue]] | None:
     """The level the semantic layer asks for (>= rule_level) and the cues naming the matched prototypes.
 
     Two readers of the same sentence vectors: the prototype bank (nearest prototype) and the learned classifier
     (`mentalens.safety.learned`, used with the shipped bank unless a bank is passed without one); each may only
-    raise. Returns None when the layer is unavailable (the failure is logged once and counted, never raised):
-    the caller then keeps the rule decision.
+    raise. A sentence holding one of the `corroborate` cues (`released_for_corroboration`) is read too, but its
+    ask stands only when corroborated: the rules already reached low, or another sentence asks for low or more.
+    Returns None when the layer is unavailable (the failure is logged once and counted, never raised): the caller
+    then keeps the rule decision.
     """
     now = time.monotonic()
     if _STATE.failed_at is not None and now - _STATE.failed_at < RETRY_AFTER_S and encoder is None and bank is None:
@@ -456,8 +460,12 @@ def semantic_cues(
     cues: list[Cue] = []
     learned_raise = False
     asked = bank.decide(reading.matches, languages=reading.languages)
-    for (i, s, e), (b, cos, benign), lvl, (llvl, prob, lm), thr in zip(
-            reading.units, reading.matches, asked, reading.learned, reading.learned_thresholds, strict=True):
+    learned_asks = [llvl for llvl, _p, _m in reading.learned]
+    if corroborate:
+        _hold_uncorroborated(reading, asked, learned_asks, rule_level, corroborate)
+    for (i, s, e), (b, cos, benign), lvl, llvl, (_l, prob, lm), thr in zip(
+            reading.units, reading.matches, asked, learned_asks, reading.learned, reading.learned_thresholds,
+            strict=True):
         if lvl > rule_level:
             level = max(level, lvl, key=lambda x: x.rank)
             cues.append(Cue(f"semantic.{bank.levels[b].value}", user_texts[i][s:e], s, e, i, 1.0,
@@ -584,6 +592,54 @@ def cues_left_to_rules(cues: Sequence[Cue], level: RiskLevel | None = None, poli
     return rule(cues, level)
 
 
+# Sentences whose only rule cues are generic context phrases the rules could not count ("I have the pills", "I'm on
+# the bridge", "tonight's the night": means, place or timing without an explicit self-directed cue beside them) are
+# the rules' under "any-cue", so the layer never read "I've got my dad's shotgun on my lap. Loaded it ten minutes
+# ago." Released (issue 7, round 14): the layer reads them, and their ask stands only when corroborated, since alone
+# they are as often benign ("The pills are lined up on the pharmacy shelf"). $MENTALENS_CONTEXT_RELEASE=1/0 turns it
+# on/off; CONTEXT_RELEASE is the default (off until round 14 decides: docs/safety.md).
+CONTEXT_RELEASE = False
+
+
+def context_release_enabled() -> bool:
+    env = os.environ.get("MENTALENS_CONTEXT_RELEASE", "").strip().lower()
+    return CONTEXT_RELEASE if not env else env not in ("0", "false", "no", "off")
+
+
+def released_for_corroboration(cues: Sequence[Cue], level: RiskLevel | None, policy: str | None = None) -> list[Cue]:
+    """The rule cues left to the rules under `policy` that the layer may read on corroboration: contextual cues above
+    the level reached ("context-read" reads those unconditionally) and stressors (context only, weight 0: "since
+    losing my job"), which say nothing about the writer's risk either way."""
+    if not context_release_enabled():
+        return []
+    kept = {id(c) for c in _context_read(cues, level)}
+    return [c for c in cues_left_to_rules(cues, level, policy) if id(c) not in kept or c.construct == "stressor"]
+
+
+def _hold_uncorroborated(reading: UnitReading, asked: list[RiskLevel], learned_asks: list[RiskLevel],
+                         rule_level: RiskLevel, corroborate: Sequence[Cue]) -> None:
+    """Zero (in place) the asks of sentences holding a released context cue unless something else corroborates
+    them: the rules reached low or more, or a sentence without such a cue asks for low or more. (A sentence merely
+    near a risk prototype was tried as corroboration: "I have the pills here with me. I take them every morning."
+    went to imminent.)"""
+    units = reading.units
+    held = [_discounted(u, corroborate) for u in units]
+    if not any(held) or rule_level >= RiskLevel.LOW:
+        return
+    if any(not h and max(a, la, key=lambda x: x.rank) >= RiskLevel.LOW
+           for h, a, la in zip(held, asked, learned_asks, strict=True)):
+        return
+    for k, ((i, s, e), h) in enumerate(zip(units, held, strict=True)):
+        if not h:
+            continue
+        asked[k] = RiskLevel.NONE  # the bank's nearest prototype follows the context phrase, whatever surrounds it
+        # a learned reader that read the context phrase beside a sentence of its own (the whole message) judged it
+        # with what surrounds it ("...Loaded it ten minutes ago." vs "...Remind me to take one after dinner.")
+        if not any(not h2 and i2 == i and s <= s2 and e2 <= e and (s2, e2) != (s, e)
+                   for (i2, s2, e2), h2 in zip(units, held, strict=True)):
+            learned_asks[k] = RiskLevel.NONE
+
+
 def _discounted(unit: tuple[int, int, int], discounted: Sequence[Cue]) -> bool:
     i, s, e = unit
     return any(c.message_index == i and c.start < e and c.end > s for c in discounted)
@@ -604,8 +660,9 @@ class SemanticBuildConfig:
     # per-language thresholds (`choose_language_thresholds`): each language's sentences get the highest threshold
     # (from the base one up, in steps of 0.01) at which the whole system's recall of high+ and of moderate+ on these
     # splits does not fall. The base threshold is chosen on the bank alone over dev/dev2 (strict on their look-alikes
-    # but blind to what the rules and readers already catch). () = one threshold for all languages.
-    language_tune_splits: tuple[str, ...] = LANGUAGE_TUNE_SPLITS
+    # but blind to what the rules and readers already catch). () = one threshold for all languages: the shipped bank
+    # (round 13 tried LANGUAGE_TUNE_SPLITS: docs/safety.md)
+    language_tune_splits: tuple[str, ...] = ()
     languages: tuple[str, ...] = ("en", "es")
     language_grid: tuple[float, ...] = tuple(round(0.01 * i, 2) for i in range(40, 96))  # 0.40 .. 0.95
 
