@@ -108,6 +108,58 @@ def test_rule_discounted_sentences_are_not_overturned() -> None:
                              bank=_toy_bank()) == (RiskLevel.NONE, [])
 
 
+def test_a_released_context_sentence_stands_only_when_corroborated() -> None:
+    from mentalens.safety.types import Cue
+
+    enc = _Lookup({"quiet words": [0.8, 0.0, 0.6], "loud words": [0.9, 0.0, 0.43]})
+    means = Cue("means_at_hand", "quiet", 0, 5, 0, 1.0, None, "x", contextual=True)
+    # alone, its ask is held back; the rules reaching low, or another sentence asking, corroborates it
+    assert sem.semantic_cues(["quiet words"], RiskLevel.NONE, encoder=enc, bank=_toy_bank(),
+                             corroborate=[means]) == (RiskLevel.NONE, [])
+    level, cues = sem.semantic_cues(["quiet words"], RiskLevel.LOW, encoder=enc, bank=_toy_bank(), corroborate=[means])
+    assert level == RiskLevel.HIGH and [c.text for c in cues] == ["quiet words"]
+    level, cues = sem.semantic_cues(["quiet words", "loud words"], RiskLevel.NONE, encoder=enc, bank=_toy_bank(),
+                                    corroborate=[means])
+    assert level == RiskLevel.HIGH and [c.text for c in cues] == ["quiet words", "loud words"]
+
+
+def test_the_rules_uncountable_context_phrases_are_released_to_the_layer(monkeypatch) -> None:
+    # a means phrase with nothing self-directed beside it: the rules hold it (contextual) and cannot count it
+    a = assess("I'm in the bathroom with the razor.", semantic=False)
+    released = sem.released_for_corroboration(a.cues, a.level, "any-cue")
+    assert [c.construct for c in released] and all(c.contextual for c in released)
+    # a stressor (weight 0, context only) is released too; a negation is a judgement and is not
+    a = assess("Since losing my job I feel awful.", semantic=False)
+    assert [c.construct for c in sem.released_for_corroboration(a.cues, a.level, "any-cue")] == ["stressor"]
+    a = assess("I don't want to kill myself.", semantic=False)
+    assert sem.released_for_corroboration(a.cues, a.level, "any-cue") == []
+    monkeypatch.setenv("MENTALENS_CONTEXT_RELEASE", "0")
+    assert sem.released_for_corroboration(a.cues, a.level, "any-cue") == []
+
+
+# written for this test (not in bench/data/safety_eval.jsonl, not prototypes): a context phrase the rules cannot
+# count, then what the message says around it
+RELEASED_CRISIS = ["I'm in the bathroom with the razor. There's no point anymore.",
+                   "I'm on the roof of my building. Nobody will miss me."]
+RELEASED_TWINS = ["I'm in the bathroom with the razor. Shaving before the wedding.",
+                  "I'm on the roof of my building. Fixing the satellite dish.",
+                  "I have the pills here with me. Remind me to take one after dinner."]
+
+
+def test_a_context_phrase_is_judged_with_the_message_around_it(monkeypatch) -> None:
+    body = EVAL.read_text(encoding="utf-8").lower()
+    protos = {p.text.lower() for p in sem.load_prototypes()}
+    assert not [t for t in RELEASED_CRISIS + RELEASED_TWINS if t.lower() in body or t.lower() in protos]
+    for text in RELEASED_CRISIS:
+        a = assess(text)
+        assert a.level >= RiskLevel.HIGH and a.level > a.rule_level, (text, a.level)
+    for text in RELEASED_TWINS:
+        assert assess(text).level == RiskLevel.NONE, text
+    monkeypatch.setenv("MENTALENS_CONTEXT_RELEASE", "0")  # off: the rules hold those sentences, as before round 14
+    for text in RELEASED_CRISIS:
+        assert assess(text).level < RiskLevel.HIGH, text
+
+
 def test_units_cover_sentences_and_cap_long_conversations() -> None:
     text = "I'm fine. Really!  But tonight I'm done"
     spans = sem.sentence_units(text)

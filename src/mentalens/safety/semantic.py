@@ -597,8 +597,9 @@ def cues_left_to_rules(cues: Sequence[Cue], level: RiskLevel | None = None, poli
 # the rules' under "any-cue", so the layer never read "I've got my dad's shotgun on my lap. Loaded it ten minutes
 # ago." Released (issue 7, round 14): the layer reads them, and their ask stands only when corroborated, since alone
 # they are as often benign ("The pills are lined up on the pharmacy shelf"). $MENTALENS_CONTEXT_RELEASE=1/0 turns it
-# on/off; CONTEXT_RELEASE is the default (off until round 14 decides: docs/safety.md).
-CONTEXT_RELEASE = False
+# on/off; CONTEXT_RELEASE is the default: on since round 14 (dev13+dev14 first sight: recall 0.550 / 0.614 -> 0.590 /
+# 0.641, benign false alarms 0.045 either way; docs/safety.md).
+CONTEXT_RELEASE = True
 
 
 def context_release_enabled() -> bool:
