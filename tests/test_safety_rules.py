@@ -36,6 +36,9 @@ def level(x, **kw) -> str:
         # moderate: active ideation without plan or intent
         ("I keep thinking about killing myself", "moderate"),
         ("honestly i want to kms", "moderate"),
+        ("I keep thinking about doing myself in", "moderate"),  # UK/IE slang (round 15)
+        ("been thinking of topping myself", "moderate"),
+        ("The idea of ending my life keeps coming back", "moderate"),
         ("I've been having suicidal thoughts", "moderate"),
         ("Pienso en suicidarme", "moderate"),
         # low: passive wish, hopelessness, burden
@@ -48,6 +51,9 @@ def level(x, **kw) -> str:
         ("I'm dying to see that film", "none"),
         ("Me muero de sueño", "none"),
         ("I need to cut my fringe", "none"),
+        ("I need to top myself up with coffee", "none"),
+        ("My mum would do me in if she saw my room", "none"),
+        ("The idea of suicide prevention week is great", "none"),
     ],
 )
 def test_levels(text: str, expected: str) -> None:
