@@ -75,12 +75,6 @@ KINDS = ("system", "rules_classifier", "rules_only")  # system = rules + classif
 OUT = REPO / "bench" / "results"
 
 
-def is_benign(category: str) -> bool:
-    """A benign look-alike: "benign_lookalike" (dev/test) or "<split>_benign" (every split written since), so a
-    new split's look-alikes count without another hand-kept list."""
-    return category == "benign_lookalike" or category.endswith("_benign")
-
-
 def confusion(pairs: list[tuple[str, str]]) -> dict[str, dict[str, int]]:
     c = Counter(pairs)
     return {g: {p: c[(g, p)] for p in LEVELS} for g in LEVELS}
@@ -95,7 +89,7 @@ def labelled_metrics(rows: list[dict], preds: dict[str, object]) -> dict:
     hi = [(g, p) for g, p in pairs if g in ("high", "imminent")]
     mod = [(g, p) for g, p in pairs if RANK[g] >= RANK["moderate"]]
     imm = [(g, p) for g, p in pairs if g == "imminent"]
-    benign = [r for r in rows if is_benign(r["category"])]
+    benign = [r for r in rows if semantic.is_lookalike(r["category"])]
     alarms = [r for r in benign if preds[r["id"]].requires_escalation]
     risk = [r for r in rows if r["level"] != "none"]
     flags = {}

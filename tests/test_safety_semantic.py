@@ -126,15 +126,15 @@ def test_a_released_context_sentence_stands_only_when_corroborated() -> None:
 def test_the_rules_uncountable_context_phrases_are_released_to_the_layer(monkeypatch) -> None:
     # a means phrase with nothing self-directed beside it: the rules hold it (contextual) and cannot count it
     a = assess("I'm in the bathroom with the razor.", semantic=False)
-    released = sem.released_for_corroboration(a.cues, a.level, "any-cue")
-    assert [c.construct for c in released] and all(c.contextual for c in released)
+    left, released = sem.split_left_to_rules(a.cues, a.level, "any-cue")
+    assert [c.construct for c in released] and all(c.contextual for c in released) and left == []
     # a stressor (weight 0, context only) is released too; a negation is a judgement and is not
     a = assess("Since losing my job I feel awful.", semantic=False)
-    assert [c.construct for c in sem.released_for_corroboration(a.cues, a.level, "any-cue")] == ["stressor"]
+    assert [c.construct for c in sem.split_left_to_rules(a.cues, a.level, "any-cue")[1]] == ["stressor"]
     a = assess("I don't want to kill myself.", semantic=False)
-    assert sem.released_for_corroboration(a.cues, a.level, "any-cue") == []
+    assert sem.split_left_to_rules(a.cues, a.level, "any-cue")[1] == []
     monkeypatch.setenv("MENTALENS_CONTEXT_RELEASE", "0")
-    assert sem.released_for_corroboration(a.cues, a.level, "any-cue") == []
+    assert sem.split_left_to_rules(a.cues, a.level, "any-cue")[1] == []
 
 
 # written for this test (not in bench/data/safety_eval.jsonl, not prototypes): a context phrase the rules cannot

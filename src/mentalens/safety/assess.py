@@ -155,12 +155,8 @@ def assess(
         if semantic or (sem.enabled_by_default() and sem.bank_path().is_file()):
             # sentences the rules judged are left to them (sem.LEFT_TO_RULES says which): the layer reads
             # what they missed
-            policy = sem.left_to_rules_policy()
-            left = sem.cues_left_to_rules(cues, level, policy)
             # ...except generic context phrases the rules could not count: read, standing only when corroborated
-            released = sem.released_for_corroboration(cues, level, policy)
-            if released:
-                left = [c for c in left if all(c is not r for r in released)]
+            left, released = sem.split_left_to_rules(cues, level, sem.left_to_rules_policy())
             found = sem.semantic_cues(user_texts, level, left, corroborate=released)
             if found is not None:
                 semantic_level, sem_cues = found

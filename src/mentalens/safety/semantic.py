@@ -359,13 +359,15 @@ def reset() -> None:
 class UnitReading:
     """What the layer read in the sentences the rules left to it: per unit (message, start, end), its language,
     its nearest prototypes (`SemanticBank.match`) and the learned readers' highest ask with that reader's
-    threshold. The decision (`decide_units`) is separate so a build can replay it under other bank thresholds."""
+    threshold, and whether it holds a context cue released on corroboration (`split_left_to_rules`). The decision
+    (`unit_asks`) is separate so a build can replay it under other bank thresholds."""
 
     units: list[tuple[int, int, int]]
     languages: list[str]
     matches: list[tuple[int, float, float]]
     learned: list[tuple[RiskLevel, float, tuple[int, float, float]]]
     learned_thresholds: list[float]
+    held: list[bool]
 
 
 def unit_language(text: str) -> str:
@@ -376,8 +378,9 @@ def unit_language(text: str) -> str:
 
 
 def read_units(user_texts: Sequence[str], discounted: Sequence[Cue], encoder: Any, bank: SemanticBank,
-               learned: Any) -> UnitReading:
-    """Embed the sentences the rules left to the layer and read them with the bank and the learned readers."""
+               learned: Any, corroborate: Sequence[Cue] = ()) -> UnitReading:
+    """Embed the sentences the rules left to the layer and read them with the bank and the learned readers
+    (those holding a `corroborate` cue are marked held: their asks stand only when corroborated)."""
     from mentalens.safety.learned import read
 
     units = [u for u in message_units(user_texts) if not _discounted(u, discounted)]
@@ -404,17 +407,26 @@ def read_units(user_texts: Sequence[str], discounted: Sequence[Cue], encoder: An
                 if ok and lvl > learned_asked[k][0]:
                     learned_asked[k] = (lvl, p, lmatches[k])
                     learned_thr[k] = reader.thresholds[lvl.rank - 1]
-    return UnitReading(units, languages, matches, learned_asked, learned_thr)
+    held = [_discounted(u, corroborate) for u in units] if corroborate else [False] * len(units)
+    return UnitReading(units, languages, matches, learned_asked, learned_thr, held)
+
+
+def unit_asks(reading: UnitReading, bank: SemanticBank, rule_level: RiskLevel,
+              language_thresholds: dict[str, float] | None = None) -> tuple[list[RiskLevel], list[RiskLevel]]:
+    """Per unit, what the bank and the learned readers ask for, with held sentences' asks dropped unless
+    corroborated (`_hold_uncorroborated`): the one decision of run time and of a build's replay."""
+    asked = bank.decide(reading.matches, languages=reading.languages, language_thresholds=language_thresholds)
+    learned_asks = [llvl for llvl, _p, _m in reading.learned]
+    if any(reading.held):
+        _hold_uncorroborated(reading, asked, learned_asks, rule_level)
+    return asked, learned_asks
 
 
 def decide_units(reading: UnitReading, bank: SemanticBank, rule_level: RiskLevel,
                  language_thresholds: dict[str, float] | None = None) -> RiskLevel:
     """The level the layer asks for (>= rule_level) from a reading, without building cues (threshold search)."""
-    level = rule_level
-    asked = bank.decide(reading.matches, languages=reading.languages, language_thresholds=language_thresholds)
-    for lvl, (llvl, _p, _m) in zip(asked, reading.learned, strict=True):
-        level = max(level, lvl, llvl, key=lambda x: x.rank)
-    return level
+    asked, learned_asks = unit_asks(reading, bank, rule_level, language_thresholds)
+    return max([rule_level, *asked, *learned_asks], key=lambda x: x.rank)
 
 
 def semantic_cues(
@@ -431,8 +443,8 @@ def semantic_cues(
 
     Two readers of the same sentence vectors: the prototype bank (nearest prototype) and the learned classifier
     (`mentalens.safety.learned`, used with the shipped bank unless a bank is passed without one); each may only
-    raise. A sentence holding one of the `corroborate` cues (`released_for_corroboration`) is read too, but its
-    ask stands only when corroborated: the rules already reached low, or another sentence asks for low or more.
+    raise. A sentence holding one of the `corroborate` cues (`split_left_to_rules`) is read too, but its ask
+    stands only when corroborated: the rules already reached low, or another sentence asks for low or more.
     Returns None when the layer is unavailable (the failure is logged once and counted, never raised): the caller
     then keeps the rule decision.
     """
@@ -450,7 +462,7 @@ def semantic_cues(
         _STATE.calls += 1
         if rule_level >= RiskLevel.IMMINENT:  # nothing to raise: nothing is encoded
             return rule_level, []
-        reading = read_units(user_texts, discounted, encoder, bank, learned)
+        reading = read_units(user_texts, discounted, encoder, bank, learned, corroborate)
     except Exception as exc:  # safety must not depend on this layer: the rules still decide
         _STATE.failed_at = now
         _record_failure(exc, "semantic risk layer unavailable, rules only")
@@ -459,10 +471,7 @@ def semantic_cues(
     level = rule_level
     cues: list[Cue] = []
     learned_raise = False
-    asked = bank.decide(reading.matches, languages=reading.languages)
-    learned_asks = [llvl for llvl, _p, _m in reading.learned]
-    if corroborate:
-        _hold_uncorroborated(reading, asked, learned_asks, rule_level, corroborate)
+    asked, learned_asks = unit_asks(reading, bank, rule_level)
     for (i, s, e), (b, cos, benign), lvl, llvl, (_l, prob, lm), thr in zip(
             reading.units, reading.matches, asked, learned_asks, reading.learned, reading.learned_thresholds,
             strict=True):
@@ -607,24 +616,27 @@ def context_release_enabled() -> bool:
     return CONTEXT_RELEASE if not env else env not in ("0", "false", "no", "off")
 
 
-def released_for_corroboration(cues: Sequence[Cue], level: RiskLevel | None, policy: str | None = None) -> list[Cue]:
-    """The rule cues left to the rules under `policy` that the layer may read on corroboration: contextual cues above
-    the level reached ("context-read" reads those unconditionally) and stressors (context only, weight 0: "since
-    losing my job"), which say nothing about the writer's risk either way."""
+def split_left_to_rules(cues: Sequence[Cue], level: RiskLevel | None,
+                        policy: str | None = None) -> tuple[list[Cue], list[Cue]]:
+    """(the rule cues whose sentences the layer skips under `policy`, the cues it reads on corroboration): the
+    latter are contextual cues above the level reached ("context-read" reads those unconditionally) and stressors
+    (context only, weight 0: "since losing my job"), which say nothing about the writer's risk either way; none
+    when the release is off."""
+    left = cues_left_to_rules(cues, level, policy)
     if not context_release_enabled():
-        return []
+        return left, []
     kept = {id(c) for c in _context_read(cues, level)}
-    return [c for c in cues_left_to_rules(cues, level, policy) if id(c) not in kept or c.construct == "stressor"]
+    released = {id(c) for c in left if id(c) not in kept or c.construct == "stressor"}
+    return [c for c in left if id(c) not in released], [c for c in left if id(c) in released]
 
 
 def _hold_uncorroborated(reading: UnitReading, asked: list[RiskLevel], learned_asks: list[RiskLevel],
-                         rule_level: RiskLevel, corroborate: Sequence[Cue]) -> None:
+                         rule_level: RiskLevel) -> None:
     """Zero (in place) the asks of sentences holding a released context cue unless something else corroborates
     them: the rules reached low or more, or a sentence without such a cue asks for low or more. (A sentence merely
     near a risk prototype was tried as corroboration: "I have the pills here with me. I take them every morning."
     went to imminent.)"""
-    units = reading.units
-    held = [_discounted(u, corroborate) for u in units]
+    units, held = reading.units, reading.held
     if not any(held) or rule_level >= RiskLevel.LOW:
         return
     if any(not h and max(a, la, key=lambda x: x.rank) >= RiskLevel.LOW
@@ -673,6 +685,12 @@ def _eval_rows(path: Path) -> list[dict]:
         return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     except (OSError, ValueError) as exc:
         raise DataError(f"{path}: cannot read the labelled safety set ({exc}): pass --eval-set FILE") from None
+
+
+def is_lookalike(category: str) -> bool:
+    """A benign look-alike of the labelled set: "benign_lookalike" (dev/test) or "<split>_benign" (every split
+    written since), so a new split's look-alikes count without a hand-kept list."""
+    return category == "benign_lookalike" or category.endswith("_benign")
 
 
 def _user_texts(messages: list) -> list[str]:
@@ -820,11 +838,10 @@ def choose_language_thresholds(bank: SemanticBank, rows: list[dict], encoder: An
         texts = _user_texts(r["messages"])
         reading = None
         if a.level < RiskLevel.IMMINENT and any(t.strip() for t in texts):
-            left = cues_left_to_rules(a.cues, a.level, left_to_rules_policy())
-            reading = read_units(texts, left, encoder, bank, learned)
+            left, released = split_left_to_rules(a.cues, a.level, left_to_rules_policy())
+            reading = read_units(texts, left, encoder, bank, learned, released)
         flagged = any(a.flags.values())
-        benign = r["category"] == "benign_lookalike" or r["category"].endswith("_benign")
-        cases.append((RiskLevel.parse(r["level"]).rank, benign, flagged, a.level, reading))
+        cases.append((RiskLevel.parse(r["level"]).rank, is_lookalike(r["category"]), flagged, a.level, reading))
 
     def score(by_lang: dict[str, float]) -> tuple[int, int, int]:
         high = moderate = alarms = 0
