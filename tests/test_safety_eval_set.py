@@ -30,7 +30,9 @@ def test_shape(rows) -> None:
                                           "challenge5", "dev3", "dev4", "dev5", "dev6", "dev7", "dev8", "dev9", "dev10",
                                           "train1", "train2", "train3", "train4", "train5",
                                           "train6", "dev12", "dev11", "dev14", "dev13",
-                                          "dev16", "dev15"}
+                                          "dev16", "dev15", "train7",
+                                          "dev20", "dev18",
+                                          "dev17"}
     for r in rows:
         assert r["messages"] and set(r["flags"]) == {"harm_to_others", "abuse", "medical_emergency", "others_at_risk"}
 
