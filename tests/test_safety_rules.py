@@ -61,6 +61,32 @@ def test_levels(text: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # round 16: a named ordinary use makes means / preparation contextual ...
+        ("I have my pills with me. Remind me to take one after dinner.", "none"),
+        ("I have the knife in my hand, chopping onions for dinner", "none"),
+        ("I'm holding a knife, cutting up the chicken", "none"),
+        ("We got the rope ready for the tug of war at sports day.", "none"),
+        ("Wrote a goodbye note for my flatmates before moving out, left it with a bottle of wine", "none"),
+        # ... which still counts beside an explicit cue, and means at hand alone still counts
+        ("I want to die. I have the pills with me, I take one with food but tonight I'll take all of them", "imminent"),
+        ("I have my pills with me.", "high"),
+        ("I've got the pills in my hand. I told the pharmacist they were for my allergies.", "high"),  # a cover story
+        ("Gave my guitar away. They think I'm decluttering. I've written the goodbye letters.", "high"),
+        # the use must be named near the cue (its sentence or the next or previous one), not anywhere in a long post
+        ("Pete at work is retiring. We had cake. I got home and fed the cat. I've written my goodbye letter.", "high"),
+        ("I'm holding the knife to my wrist right now", "high"),
+        # such cues corroborate nothing, not even each other; without an ordinary use they corroborate each other
+        ("I have the pills counted out for the week in the blue box.", "none"),
+        ("The tablets are counted out on the kitchen table.", "high"),
+    ],
+)
+def test_ordinary_use_makes_means_contextual(text: str, expected: str) -> None:
+    assert level(text) == expected
+
+
+@pytest.mark.parametrize(
     ("text", "note"),
     [
         ("I don't want to kill myself, I'm just sad", "negated"),

@@ -7,6 +7,7 @@ resources/safety/lexicon.yaml so clinicians can review it without reading Python
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import functools
 import re
@@ -26,7 +27,10 @@ FLAG_CONSTRUCTS = frozenset({"others_at_risk", "harm_to_others", "abuse", "medic
 # constructs that become others_at_risk when their subject is someone else
 _TRANSFERABLE = MODERATE | HIGH | {"attempt_now"}
 _FIGURATIVE_ZEROED = frozenset({"passive", "hopeless", "burden", "harm_to_others", "medical_emergency"})
+_ORDINARY_USE_CONSTRUCTS = frozenset({"means_at_hand", "preparation", "farewell"})
+ORDINARY_USE_NOTE = "an ordinary use is named: counts only beside an explicit risk cue"
 
+_SENTENCE_END = re.compile(r"[.!?\n]+")
 _CLAUSE_BREAK = re.compile(r"[.!?;\n]|\bbut\b|\bpero\b|\bthough\b|\bhowever\b|\bsino\b")
 _WORD = re.compile(r"[a-z0-9]+")
 _QUOTED = re.compile(r"[\"\u201c\u201d\u201e\u00ab\u00bb]([^\"\u201c\u201d\u201e\u00ab\u00bb\n]{2,400})"
@@ -64,6 +68,8 @@ class Lexicon:
     news: re.Pattern[str]
     accident: re.Pattern[str]
     benign_context: re.Pattern[str]
+    ordinary_use: re.Pattern[str]
+    cover_story: re.Pattern[str]
     recovery: re.Pattern[str]
     third_person: frozenset[str]
     first_person: frozenset[str]
@@ -124,6 +130,8 @@ def load_lexicon(path: str | None = None) -> Lexicon:
         news=_phrases(mod.get("news", ())),
         accident=_phrases(mod.get("accident", ())),
         benign_context=_phrases(mod.get("benign_context", ())),
+        ordinary_use=_phrases(mod.get("ordinary_use", ())),
+        cover_story=_phrases(mod.get("cover_story", ())),
         third_person=frozenset(mod.get("third_person", ())),
         first_person=frozenset(mod.get("first_person", ())),
         version=int(doc.get("version", 1)),
@@ -257,6 +265,18 @@ def analyze_message(text: str, index: int = 0, lex: Lexicon | None = None) -> Me
     cues = [c for c in cues if not (c.construct == "abuse" and any(
         v.start < c.end and c.start < v.end for v in voices))]
     # a denial ("I've never had thoughts of hurting myself") discounts the cues it covers
+    # "I've got the pills in my hand, just need a glass of water for my antibiotics", "wrote a goodbye note for my
+    # flatmates before moving out": a message that names an ordinary use or reason makes its means / preparation /
+    # farewell cues contextual, and they corroborate no other contextual cue: they count only beside an explicit
+    # self-directed cue (unless it calls that use a cover story: "they think I'm just decluttering"). The use must be
+    # named in the cue's sentence or the one before or after: a long post names many ordinary things
+    uses = [nz.span(m.start(), m.end())[0] for m in lex.ordinary_use.finditer(norm)]
+    if uses and not lex.cover_story.search(norm):
+        ends = [m.end() for m in _SENTENCE_END.finditer(text)]  # original offsets, as the cues'
+        near = {k + d for k in (bisect.bisect_right(ends, u) for u in uses) for d in (-1, 0, 1)}
+        cues = [dataclasses.replace(c, contextual=True, note=ORDINARY_USE_NOTE)
+                if c.weight > 0 and c.construct in _ORDINARY_USE_CONSTRUCTS
+                and bisect.bisect_right(ends, c.start) in near else c for c in cues]
     denials = [c for c in cues if c.construct == "denial"]
     if denials:
         cues = [dataclasses.replace(c, weight=0.0, note="denied") if c.weight > 0 and c.construct in SELF_RISK
@@ -300,7 +320,9 @@ def decide(analyses: Sequence[MessageAnalysis]) -> tuple[RiskLevel, dict]:
     explicit = {c.construct for c in counted_cues if not c.contextual}
     ctx = {c.construct for c in counted_cues if c.contextual}
     stressor = any(c.construct == "stressor" for a in analyses for c in a.cues)
-    context_ok = bool(explicit & SELF_RISK) or len(ctx) >= 2 or (stressor and bool(ctx))
+    # cues made contextual by a named ordinary use corroborate nothing, not even each other
+    ctx_strict = {c.construct for c in counted_cues if c.contextual and c.note != ORDINARY_USE_NOTE}
+    context_ok = bool(explicit & SELF_RISK) or len(ctx_strict) >= 2 or (stressor and bool(ctx_strict))
     counted = explicit | (ctx if context_ok else set())
     by_msg: dict[int, set[str]] = {}
     for c in counted_cues:
