@@ -63,6 +63,38 @@ def test_levels(text: str, expected: str) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
+        # round 17: chat drops the "I" at the start of a sentence ...
+        ("Took everything in the medicine cabinet with half a bottle of vodka. Feeling really floaty.", "imminent"),
+        ("ok so I did it. swallowed all the lithium. lying in bed waiting.", "imminent"),
+        ("Finished the bottle of antifreeze. Wanted it to be quiet.", "imminent"),
+        ("cut myself again last night, deeper this time", "high"),
+        # ... amounts said another way, insulin, poison in Spanish, a blade held to the body
+        ("I've taken my dad's heart pills, maybe 30 of them. My chest feels weird.", "imminent"),
+        ("Took my whole month of antidepressants with wine.", "imminent"),
+        ("I've emptied all my insulin pens into myself.", "imminent"),
+        ("Me tomé el veneno para ratas hace un rato.", "imminent"),
+        ("The razor is on my wrist.", "high"),
+        # ... and short misspellings that are no word of their own
+        ("im on the brige rn gonna jump", "imminent"),
+        # look-alikes of the same shapes
+        ("My brother took all his pills last year.", "none"),
+        ("Took my vitamins this morning.", "none"),
+        ("Took all my meds at 8 like always, alarm on my phone helps.", "none"),
+        ("Took everything in the cupboard out to clean it.", "none"),
+        ("Cut myself a slice of cake.", "none"),
+        ("Finished the bottle of wine with my sister, what a night", "none"),
+        ("He held a knife to my throat and took my phone", "none"),
+        ("Compré lejía para limpiar el moho del baño", "none"),
+        ("The Weeknd is playing the bridge stage tonight", "none"),
+    ],
+)
+def test_round17_phrasings(text: str, expected: str) -> None:
+    assert level(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
         # round 16: a named ordinary use makes means / preparation contextual ...
         ("I have my pills with me. Remind me to take one after dinner.", "none"),
         ("I have the knife in my hand, chopping onions for dinner", "none"),
