@@ -80,6 +80,9 @@ def test_levels(text: str, expected: str) -> None:
         ("My brother took all his pills last year.", "none"),
         ("Took my vitamins this morning.", "none"),
         ("Took all my meds at 8 like always, alarm on my phone helps.", "none"),
+        # a routine counts in its own sentence only, not anywhere in a long post
+        ("Awful day. My sister rang for money, as usual. I've taken every tablet in the cupboard and I'm waiting now.",
+         "imminent"),
         ("Took everything in the cupboard out to clean it.", "none"),
         ("Cut myself a slice of cake.", "none"),
         ("Finished the bottle of wine with my sister, what a night", "none"),

@@ -190,7 +190,10 @@ def analyze_message(text: str, index: int = 0, lex: Lexicon | None = None) -> Me
     fiction = bool(lex.fiction.search(norm))
     news = bool(lex.news.search(norm))
     accident = bool(lex.accident.search(norm))
-    benign_ctx = bool(lex.benign_context.search(norm))
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)]  # sentence ends, in original offsets as the cues'
+    # "Taking my insulin before dinner like always": a routine named in the cue's own sentence (a long post's "my
+    # sister rang for money, as usual" says nothing about "I've taken every tablet in the cupboard")
+    benign_sentences = _sentences_of(lex.benign_context, norm, nz, ends, window=0)
     recovered = bool(lex.recovery.search(norm))
     remote = bool(lex.remote.search(norm))
     quotes = [(m.start(), m.end()) for m in _QUOTED.finditer(text)] if attributed else []
@@ -234,7 +237,7 @@ def analyze_message(text: str, index: int = 0, lex: Lexicon | None = None) -> Me
                     construct, note = "recent_attempt", "a recent attempt, not under way"
                 elif construct in ("selfharm", "attempt_now", "recent_attempt") and accident:
                     weight, note = 0.0, "accidental"
-                elif construct == "attempt_now" and benign_ctx:
+                elif construct == "attempt_now" and bisect.bisect_right(ends, start) in benign_sentences:
                     weight, note = 0.0, "as prescribed"
                 elif construct in _FIGURATIVE_ZEROED and joking:
                     weight, note = 0.0, "figure of speech or joke"
@@ -270,10 +273,8 @@ def analyze_message(text: str, index: int = 0, lex: Lexicon | None = None) -> Me
     # farewell cues contextual, and they corroborate no other contextual cue: they count only beside an explicit
     # self-directed cue (unless it calls that use a cover story: "they think I'm just decluttering"). The use must be
     # named in the cue's sentence or the one before or after: a long post names many ordinary things
-    uses = [nz.span(m.start(), m.end())[0] for m in lex.ordinary_use.finditer(norm)]
-    if uses and not lex.cover_story.search(norm):
-        ends = [m.end() for m in _SENTENCE_END.finditer(text)]  # original offsets, as the cues'
-        near = {k + d for k in (bisect.bisect_right(ends, u) for u in uses) for d in (-1, 0, 1)}
+    near = _sentences_of(lex.ordinary_use, norm, nz, ends, window=1)
+    if near and not lex.cover_story.search(norm):
         cues = [dataclasses.replace(c, contextual=True, note=ORDINARY_USE_NOTE)
                 if c.weight > 0 and c.construct in _ORDINARY_USE_CONSTRUCTS
                 and bisect.bisect_right(ends, c.start) in near else c for c in cues]
@@ -359,6 +360,12 @@ def decide(analyses: Sequence[MessageAnalysis]) -> tuple[RiskLevel, dict]:
     else:
         level = RiskLevel.NONE
     return level, {"constructs": sorted(counted), "context_ok": context_ok, "now_with": sorted(now_with)}
+
+
+def _sentences_of(phrases: re.Pattern[str], norm: str, nz: Normalized, ends: list[int], window: int) -> set[int]:
+    """Indexes of the sentences (by `ends`) within `window` of one where `phrases` match."""
+    found = {bisect.bisect_right(ends, nz.span(m.start(), m.end())[0]) for m in phrases.finditer(norm)}
+    return {k + d for k in found for d in range(-window, window + 1)}
 
 
 def _strong_now(timing: Sequence[Cue]) -> bool:
