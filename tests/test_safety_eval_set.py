@@ -32,7 +32,8 @@ def test_shape(rows) -> None:
                                           "train6", "dev12", "dev11", "dev14", "dev13",
                                           "dev16", "dev15", "train7",
                                           "dev20", "dev18",
-                                          "dev17", "dev19"}
+                                          "dev17", "dev19",
+                                          "dev21"}
     for r in rows:
         assert r["messages"] and set(r["flags"]) == {"harm_to_others", "abuse", "medical_emergency", "others_at_risk"}
 
