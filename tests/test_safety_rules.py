@@ -63,6 +63,33 @@ def test_levels(text: str, expected: str) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
+        # round 18: hedged counts, some of a poison, insulin on purpose, cutting deeper, still self-harming ...
+        ("took like 30 of my pils already cant feel my hands", "imminent"),
+        ("I drank some of the weedkiller from the shed.", "imminent"),
+        ("Took double my insulin on purpose an hour ago and skipped dinner.", "imminent"),
+        ("Cut a lot deeper than I meant to this time and it won't stop.", "imminent"),
+        ("still cutting most nights, it's the only thing that takes the edge off.", "high"),
+        # ... thoughts of a method, the bus slang, Spanish ideation and urges
+        ("I think about stepping in front of a bus on my commute most mornings. I'm not going to.", "moderate"),
+        ("Every time I drive over the bridge I think about just turning the wheel.", "moderate"),
+        ("Se me pasa por la cabeza matarme casi todos los días.", "moderate"),
+        ("Tengo unas ganas horribles de hacerme daño otra vez.", "moderate"),
+        # look-alikes: a dose is no overdose, cutting carbs, jumping into water, a fence climbed for a photo
+        ("I took 2 paracetamol for my headache", "none"),
+        ("took 2 ibuprofen, feeling better", "none"),
+        ("Still cutting carbs and it's working", "none"),
+        ("I still think about jumping off the bridge into the river like we did as kids", "none"),
+        ("Salté la baranda del puente para sacar una foto", "none"),
+        ("We're still burning the candle at both ends", "none"),
+    ],
+)
+def test_round18_phrasings(text: str, expected: str) -> None:
+    assert level(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
         # round 17: chat drops the "I" at the start of a sentence ...
         ("Took everything in the medicine cabinet with half a bottle of vodka. Feeling really floaty.", "imminent"),
         ("ok so I did it. swallowed all the lithium. lying in bed waiting.", "imminent"),

@@ -45,6 +45,7 @@ KNOWN_MISSPELLINGS = {
     "brige": "bridge", "bridg": "bridge", "brigde": "bridge", "brdge": "bridge", "nife": "knife", "knif": "knife",
     "rist": "wrist", "rists": "wrists", "agian": "again", "desided": "decided", "decidid": "decided",
     "dicided": "decided", "leter": "letter", "leters": "letters", "wekend": "weekend", "evrything": "everything",
+    "hnag": "hang", "roap": "rope", "garge": "garage", "bloood": "blood",
 }
 _TOKEN = re.compile(r"[a-z]+")
 
