@@ -267,7 +267,6 @@ def analyze_message(text: str, index: int = 0, lex: Lexicon | None = None) -> Me
     voices = [c for c in cues if c.rule == "en.ideation.voices"]
     cues = [c for c in cues if not (c.construct == "abuse" and any(
         v.start < c.end and c.start < v.end for v in voices))]
-    # a denial ("I've never had thoughts of hurting myself") discounts the cues it covers
     # "I've got the pills in my hand, just need a glass of water for my antibiotics", "wrote a goodbye note for my
     # flatmates before moving out": a message that names an ordinary use or reason makes its means / preparation /
     # farewell cues contextual, and they corroborate no other contextual cue: they count only beside an explicit
@@ -278,6 +277,7 @@ def analyze_message(text: str, index: int = 0, lex: Lexicon | None = None) -> Me
         cues = [dataclasses.replace(c, contextual=True, note=ORDINARY_USE_NOTE)
                 if c.weight > 0 and c.construct in _ORDINARY_USE_CONSTRUCTS
                 and bisect.bisect_right(ends, c.start) in near else c for c in cues]
+    # a denial ("I've never had thoughts of hurting myself") discounts the cues it covers
     denials = [c for c in cues if c.construct == "denial"]
     if denials:
         cues = [dataclasses.replace(c, weight=0.0, note="denied") if c.weight > 0 and c.construct in SELF_RISK
