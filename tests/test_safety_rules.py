@@ -637,3 +637,11 @@ def test_threats_from_a_partner_raise_the_abuse_flag() -> None:
     assert a.flags["abuse"] and a.resources
     b = assess("Mi nariz no para de sangrar", use_classifier=False, semantic=False)
     assert b.flags["medical_emergency"] and b.level == RiskLevel.NONE  # bleeding that won't stop: medical, not risk
+
+
+def test_a_weapon_held_to_the_writer_raises_the_abuse_flag() -> None:
+    a = assess("He held a knife to my throat and took my phone", use_classifier=False)
+    assert a.flags["abuse"] and a.level == RiskLevel.NONE  # someone else's violence, not the writer's own risk
+    assert assess("my ex pointed a gun at my head last night", use_classifier=False).flags["abuse"]
+    assert not assess("He held a knife to the cake and cut the first slice", use_classifier=False).flags["abuse"]
+    assert not assess("I held the knife to my wrist", use_classifier=False).flags["abuse"]
