@@ -81,15 +81,6 @@ def test_levels(text: str, expected: str) -> None:
         ("I still think about jumping off the bridge into the river like we did as kids", "none"),
         ("Salté la baranda del puente para sacar una foto", "none"),
         ("We're still burning the candle at both ends", "none"),
-    ],
-)
-def test_round18_phrasings(text: str, expected: str) -> None:
-    assert level(text) == expected
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
         # round 17: chat drops the "I" at the start of a sentence ...
         ("Took everything in the medicine cabinet with half a bottle of vodka. Feeling really floaty.", "imminent"),
         ("ok so I did it. swallowed all the lithium. lying in bed waiting.", "imminent"),
@@ -118,7 +109,8 @@ def test_round18_phrasings(text: str, expected: str) -> None:
         ("The Weeknd is playing the bridge stage tonight", "none"),
     ],
 )
-def test_round17_phrasings(text: str, expected: str) -> None:
+def test_phrasings_missed_on_blind_splits(text: str, expected: str) -> None:
+    """Rounds 17-18 of issue 7: plain statements the lexicon lacked, each beside look-alikes of its shape."""
     assert level(text) == expected
 
 
