@@ -107,10 +107,54 @@ def test_levels(text: str, expected: str) -> None:
         ("He held a knife to my throat and took my phone", "none"),
         ("Compré lejía para limpiar el moho del baño", "none"),
         ("The Weeknd is playing the bridge stage tonight", "none"),
+        # round 19: an act under way said plainly (a ligature, the sea, a level crossing, a ledge, a count taken) ...
+        ("Tied the cord to the loft hatch and around my neck.", "imminent"),
+        ("Got the rope on and I'm standing on the chair.", "imminent"),
+        ("Tengo la soga puesta.", "imminent"),
+        ("Walking into the lake now, it's up to my chest.", "imminent"),
+        ("Parked on the level crossing, waiting for the barriers.", "imminent"),
+        ("I'm sitting on the ledge right now.", "imminent"),
+        ("Already took them. All 50.", "imminent"),
+        ("Ate some of the rat poison from the garage.", "imminent"),
+        ("The rope's tied to the banister. Just building up the nerve.", "imminent"),
+        # ... means made ready, places checked, stockpiles, goodbyes left for after
+        ("My shotgun's loaded and in my hands.", "high"),
+        ("I've loaded it and it's on my lap now.", "high"),
+        ("The rifle was in the barn. Last night I put it in my mouth.", "high"),
+        ("I've checked that the beam will hold my weight.", "high"),
+        ("Charcoal and duct tape are in the boot of the car.", "high"),
+        ("Bought a hose that fits my car exhaust.", "high"),
+        ("The letters are in the drawer, my sister will find them after.", "high"),
+        ("Been saving my nan's sleeping tablets for weeks.", "high"),
+        ("I'm going to climb over the railing.", "high"),
+        ("I still cut every night, my arms mostly.", "high"),
+        ("I bang my head on the wall until I see stars.", "high"),
+        # ... and active thoughts of a method
+        ("The only way out of this mess is to take myself out of the picture.", "moderate"),
+        ("My mind keeps drifting back to overdosing.", "moderate"),
+        ("I look at the razors and think about using one on myself.", "moderate"),
+        ("They'd be better off with the insurance money if I topped myself.", "moderate"),
+        # look-alikes of the same shapes
+        ("Walking into the sea now for my charity swim!", "none"),
+        ("I'm going to go over the edge of my budget this month", "none"),
+        ("Checked the branch will hold the tyre swing", "none"),
+        ("I want to die my hair blue", "none"),
+        ("Ready to die on the dance floor tonight", "none"),
+        ("Saving my old pills to take back to the pharmacy", "none"),
+        ("Picked up charcoal and tape for art class", "none"),
+        ("I found a spot in the woods for our picnic", "none"),
+        ("Parked at the cliff top to watch the sunset", "none"),
+        ("The kids will find them after the egg hunt", "none"),
+        ("Just working up the nerve to ask her out", "none"),
+        ("I cut every day at the salon, love my job", "none"),
+        ("Set up emails to send automatically to clients while I'm on leave", "none"),
+        # an accident counts in its own sentence, not anywhere in the message
+        ("Had friends over, I was cooking all day. Then I cut myself again last night, deeper than before.", "high"),
+        ("I was chopping onions and cut myself, it's bleeding a bit.", "none"),
     ],
 )
 def test_phrasings_missed_on_blind_splits(text: str, expected: str) -> None:
-    """Rounds 17-18 of issue 7: plain statements the lexicon lacked, each beside look-alikes of its shape."""
+    """Rounds 17-19 of issue 7: plain statements the lexicon lacked, each beside look-alikes of its shape."""
     assert level(text) == expected
 
 

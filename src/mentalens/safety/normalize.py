@@ -46,6 +46,7 @@ KNOWN_MISSPELLINGS = {
     "rist": "wrist", "rists": "wrists", "agian": "again", "desided": "decided", "decidid": "decided",
     "dicided": "decided", "leter": "letter", "leters": "letters", "wekend": "weekend", "evrything": "everything",
     "hnag": "hang", "roap": "rope", "garge": "garage", "bloood": "blood",
+    "cuttin": "cutting", "agen": "again", "tiem": "time", "teh": "the", "standin": "standing", "wen": "when",
 }
 _TOKEN = re.compile(r"[a-z]+")
 

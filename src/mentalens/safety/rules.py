@@ -189,11 +189,13 @@ def analyze_message(text: str, index: int = 0, lex: Lexicon | None = None) -> Me
     attributed = bool(lex.attribution.search(norm))
     fiction = bool(lex.fiction.search(norm))
     news = bool(lex.news.search(norm))
-    accident = bool(lex.accident.search(norm))
     ends = [m.end() for m in _SENTENCE_END.finditer(text)]  # sentence ends, in original offsets as the cues'
     # "Taking my insulin before dinner like always": a routine named in the cue's own sentence (a long post's "my
     # sister rang for money, as usual" says nothing about "I've taken every tablet in the cupboard")
     benign_sentences = _sentences_of(lex.benign_context, norm, nz, ends, window=0)
+    # "I was chopping onions and cut myself": an accident named in the cue's own sentence (not "...I was cooking all
+    # day. Then I cut myself again last night")
+    accident_sentences = _sentences_of(lex.accident, norm, nz, ends, window=0)
     recovered = bool(lex.recovery.search(norm))
     remote = bool(lex.remote.search(norm))
     quotes = [(m.start(), m.end()) for m in _QUOTED.finditer(text)] if attributed else []
@@ -235,7 +237,8 @@ def analyze_message(text: str, index: int = 0, lex: Lexicon | None = None) -> Me
                         r"anoche|ayer|me\s+desperte|desperte|hace\s+\w+\s+(?:dias|semanas)|en\s+el\s+hospital|"
                         r"la\s+semana\s+pasada|el\s+mes\s+pasado)\b", norm):
                     construct, note = "recent_attempt", "a recent attempt, not under way"
-                elif construct in ("selfharm", "attempt_now", "recent_attempt") and accident:
+                elif construct in ("selfharm", "attempt_now", "recent_attempt") and (
+                        bisect.bisect_right(ends, start) in accident_sentences):
                     weight, note = 0.0, "accidental"
                 elif construct == "attempt_now" and bisect.bisect_right(ends, start) in benign_sentences:
                     weight, note = 0.0, "as prescribed"
