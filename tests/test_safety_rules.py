@@ -151,10 +151,50 @@ def test_levels(text: str, expected: str) -> None:
         # an accident counts in its own sentence, not anywhere in the message
         ("Had friends over, I was cooking all day. Then I cut myself again last night, deeper than before.", "high"),
         ("I was chopping onions and cut myself, it's bleeding a bit.", "none"),
+        # round 20: a cue matched from a sentence start belongs to that sentence (". Cut myself" is not the first one)
+        ("New knives from my brother. Cut myself twice already chopping onions, so sharp.", "none"),
+        # ... overdoses with drink, a whole box, a garage, a platform, a purpose clause, working up to it
+        ("Necked the whole pack of xannies with half a bottle of vodka.", "imminent"),
+        ("Had a bottle of wine on top of all my sertraline.", "imminent"),
+        ("I took the whole box about an hour ago.", "imminent"),
+        ("Sitting in the car in the garage with the engine running.", "imminent"),
+        ("Standing at the end of the platform where the express doesn't stop.", "imminent"),
+        ("Heading up to the cliffs now to end it.", "imminent"),
+        ("I'm up on the roof, working up to going over the edge.", "imminent"),
+        ("My rifle's on my lap and it's loaded.", "high"),
+        ("The rope is up in the loft.", "high"),
+        ("The belt's tied to the rail and I've checked it holds.", "high"),
+        ("I left the door unlocked so nobody has to break it down.", "high"),
+        ("The note's under my pillow for when they find me.", "high"),
+        ("Checked the suicide clause on the policy, it ran out in May.", "high"),
+        ("Gave my PS5 to my cousin. Told him I'm bored of it. I'm not.", "high"),
+        ("Got out of hospital after last week's attempt.", "high"),
+        ("tried to unalive last month, didn't work", "high"),
+        ("I go to the bathroom and cut afterwards.", "high"),
+        ("Anoche me volví a cortar.", "high"),
+        ("Salí de urgencias ayer después de intentarlo.", "high"),
+        ("Ya tengo pensado cómo y cuándo.", "high"),
+        ("He estado juntando mis pastillas.", "high"),  # Spanish "he" (haber) is not the English "he"
+        ("Me corté y no para de sangrar.", "imminent"),
+        # ... and active thoughts of a method
+        ("Killing myself has crossed my mind a lot lately.", "moderate"),
+        ("'Just kill yourself' pops into my head every time I mess up.", "moderate"),
+        ("My brain keeps going 'just step forward' on the platform.", "moderate"),
+        ("I keep thinking about taking myself out of the equation.", "moderate"),
+        ("Se me metió en la cabeza matarme.", "moderate"),
+        # look-alikes of the same shapes
+        ("I sat in the garage with the engine running to warm it up, door wide open.", "none"),
+        ("Wrote a goodbye letter to my therapist today, we finished our sessions.", "none"),
+        ("This is my last post here, moving to a different forum.", "none"),
+        ("They say giving away belongings can be a warning sign.", "none"),
+        ("Told the guy at the shop it was for my sister's birthday.", "none"),
+        ("I'm going to the cliffs to watch the sunset.", "none"),
+        ("Paid off all my debts this year, feels amazing!", "none"),
+        ("Had a glass of wine with dinner and took my antibiotics.", "none"),
     ],
 )
 def test_phrasings_missed_on_blind_splits(text: str, expected: str) -> None:
-    """Rounds 17-19 of issue 7: plain statements the lexicon lacked, each beside look-alikes of its shape."""
+    """Rounds 17-20 of issue 7: plain statements the lexicon lacked, each beside look-alikes of its shape."""
     assert level(text) == expected
 
 
@@ -170,7 +210,7 @@ def test_phrasings_missed_on_blind_splits(text: str, expected: str) -> None:
         # ... which still counts beside an explicit cue, and means at hand alone still counts
         ("I want to die. I have the pills with me, I take one with food but tonight I'll take all of them", "imminent"),
         ("I have my pills with me.", "high"),
-        ("I've got the pills in my hand. I told the pharmacist they were for my allergies.", "high"),  # a cover story
+        ("I've got the pills in my hand. I told the pharmacist they were for my allergies.", "imminent"),  # a cover story (a plan cue since round 20)
         ("Gave my guitar away. They think I'm decluttering. I've written the goodbye letters.", "high"),
         # the use must be named near the cue (its sentence or the next or previous one), not anywhere in a long post
         ("Pete at work is retiring. We had cake. I got home and fed the cat. I've written my goodbye letter.", "high"),

@@ -255,7 +255,7 @@ def test_encoder_matches_sentence_transformers_pooling(encoder) -> None:
 # ------------------------------------------------------------------------------------------ end to end
 PARAPHRASES = [  # written for this test, not in bench/data/safety_eval.jsonl; the rules find nothing in them
     "I keep thinking about how to end everything",
-    "I keep thinking I should just end it",
+    "Lately all I can think about is ending everything",  # "I keep thinking I should just end it": rules since round 20
 ]
 
 

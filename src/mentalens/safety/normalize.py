@@ -47,6 +47,7 @@ KNOWN_MISSPELLINGS = {
     "dicided": "decided", "leter": "letter", "leters": "letters", "wekend": "weekend", "evrything": "everything",
     "hnag": "hang", "roap": "rope", "garge": "garage", "bloood": "blood",
     "cuttin": "cutting", "agen": "again", "tiem": "time", "teh": "the", "standin": "standing", "wen": "when",
+    "garag": "garage", "alredy": "already", "paracetemol": "paracetamol",
 }
 _TOKEN = re.compile(r"[a-z]+")
 

@@ -150,6 +150,9 @@ def _clause_end(text: str, pos: int) -> int:
     return m.start() if m else len(text)
 
 
+_WORD_CHAR = re.compile(r"\w")
+
+
 def _is_joking(original: str, norm: str, lex: Lexicon) -> bool:
     if any(e in original for e in lex.joke_emoji):
         return True
@@ -238,9 +241,9 @@ def analyze_message(text: str, index: int = 0, lex: Lexicon | None = None) -> Me
                         r"la\s+semana\s+pasada|el\s+mes\s+pasado)\b", norm):
                     construct, note = "recent_attempt", "a recent attempt, not under way"
                 elif construct in ("selfharm", "attempt_now", "recent_attempt") and (
-                        bisect.bisect_right(ends, start) in accident_sentences):
+                        _sentence_of(text, ends, start, end) in accident_sentences):
                     weight, note = 0.0, "accidental"
-                elif construct == "attempt_now" and bisect.bisect_right(ends, start) in benign_sentences:
+                elif construct == "attempt_now" and _sentence_of(text, ends, start, end) in benign_sentences:
                     weight, note = 0.0, "as prescribed"
                 elif construct in _FIGURATIVE_ZEROED and joking:
                     weight, note = 0.0, "figure of speech or joke"
@@ -279,7 +282,7 @@ def analyze_message(text: str, index: int = 0, lex: Lexicon | None = None) -> Me
     if near and not lex.cover_story.search(norm):
         cues = [dataclasses.replace(c, contextual=True, note=ORDINARY_USE_NOTE)
                 if c.weight > 0 and c.construct in _ORDINARY_USE_CONSTRUCTS
-                and bisect.bisect_right(ends, c.start) in near else c for c in cues]
+                and _sentence_of(text, ends, c.start, c.end) in near else c for c in cues]
     # a denial ("I've never had thoughts of hurting myself") discounts the cues it covers
     denials = [c for c in cues if c.construct == "denial"]
     if denials:
@@ -295,24 +298,30 @@ _EL_SUBJECT_NEXT = frozenset({"se", "me", "te", "lo", "la", "le", "no", "ya", "t
                               "dijo", "quiere", "intento"})
 
 
+_ES_PARTICIPLE = re.compile(r"\w+(?:ado|ido)|escrito|dicho|hecho|visto|puesto|vuelto|roto|abierto")
+
+
 def _subject(tokens: list[str], lex: Lexicon) -> str | None:
     """The nearest person word before a cue (None if there is none)."""
     for k in range(len(tokens) - 1, -1, -1):
         t = tokens[k]
         if t == "el" and k + 1 < len(tokens) and tokens[k + 1] not in _EL_SUBJECT_NEXT:
             continue
+        if t == "he" and k + 1 < len(tokens) and _ES_PARTICIPLE.fullmatch(tokens[k + 1]):
+            continue  # Spanish "he estado guardando", "he tomado": haber, not the English "he"
         if t in lex.first_person or t in lex.third_person:
             return t
     return None
 
 
 def _dedupe(cues: list[Cue]) -> list[Cue]:
-    """Drop a cue whose span lies inside another cue of the same construct."""
+    """Drop a cue whose span lies inside another cue of the same construct that counts at least as surely (a
+    contextual cue never hides an explicit one inside it: "gave away my dog and my guitar")."""
     cues = sorted(cues, key=lambda c: (c.start, -(c.end - c.start)))
     out: list[Cue] = []
     for c in cues:
         if any(o.construct == c.construct and o.weight == c.weight and o.start <= c.start and c.end <= o.end
-               for o in out):
+               and (c.contextual or not o.contextual) for o in out):
             continue
         out.append(c)
     return out
@@ -363,6 +372,13 @@ def decide(analyses: Sequence[MessageAnalysis]) -> tuple[RiskLevel, dict]:
     else:
         level = RiskLevel.NONE
     return level, {"constructs": sorted(counted), "context_ok": context_ok, "now_with": sorted(now_with)}
+
+
+def _sentence_of(text: str, ends: list[int], start: int, end: int) -> int:
+    """The index of the sentence a cue belongs to, by its first word character: a match that starts at a sentence
+    start (%START%) begins with the previous sentence's full stop (". Cut myself" is in the second sentence)."""
+    m = _WORD_CHAR.search(text, start, end)
+    return bisect.bisect_right(ends, m.start() if m else start)
 
 
 def _sentences_of(phrases: re.Pattern[str], norm: str, nz: Normalized, ends: list[int], window: int) -> set[int]:
