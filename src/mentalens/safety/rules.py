@@ -150,9 +150,6 @@ def _clause_end(text: str, pos: int) -> int:
     return m.start() if m else len(text)
 
 
-_WORD_CHAR = re.compile(r"\w")
-
-
 def _is_joking(original: str, norm: str, lex: Lexicon) -> bool:
     if any(e in original for e in lex.joke_emoji):
         return True
@@ -372,6 +369,9 @@ def decide(analyses: Sequence[MessageAnalysis]) -> tuple[RiskLevel, dict]:
     else:
         level = RiskLevel.NONE
     return level, {"constructs": sorted(counted), "context_ok": context_ok, "now_with": sorted(now_with)}
+
+
+_WORD_CHAR = re.compile(r"\w")
 
 
 def _sentence_of(text: str, ends: list[int], start: int, end: int) -> int:
