@@ -31,7 +31,7 @@ def _learned_default(monkeypatch):
 
 
 def test_on_by_default_and_switched_off_by_the_environment(monkeypatch) -> None:
-    text = "I sat in the garage with the engine running for a while last night"
+    text = "Last night I sat in the garage for a while with the engine running"
     assert sem.get_learned() is not None
     monkeypatch.setenv("MENTALENS_LEARNED_RISK", "0")
     sem.reset()
@@ -257,7 +257,7 @@ def test_encoder_failure_leaves_the_rules_in_charge(monkeypatch, caplog) -> None
 
     import mentalens.safety.sentence_encoder as sencoder
 
-    secret = "I sat in the garage with the engine running for a while last night"  # no rule cue: encoded
+    secret = "Last night I sat in the garage for a while with the engine running"  # no rule cue: encoded
     rules = assess(secret, semantic=False)
     sem.reset()
     before = sem.status()["failures"]
@@ -271,7 +271,7 @@ def test_encoder_failure_leaves_the_rules_in_charge(monkeypatch, caplog) -> None
 
 
 def test_a_broken_model_file_leaves_the_rules_in_charge(monkeypatch, tmp_path) -> None:
-    text = "I sat in the garage with the engine running for a while last night"
+    text = "Last night I sat in the garage for a while with the engine running"
     rules = assess(text, semantic=False)
     (tmp_path / "learned.json.gz").write_bytes(b"broken")
     monkeypatch.setenv("MENTALENS_LEARNED_RISK_MODEL", str(tmp_path / "learned.json.gz"))
@@ -288,13 +288,14 @@ def test_a_broken_model_file_leaves_the_rules_in_charge(monkeypatch, tmp_path) -
 
 # ------------------------------------------------------------------------------------------ end to end
 # written for this test (not in bench/data/safety_eval.jsonl, not prototypes); the rules find nothing in them
+# (the garage sentence was reworded in round 20, when the rules learnt "in the garage with the engine running")
 NEW_CRISIS = [
     "I've said my goodbyes to everyone who matters",
-    "I sat in the garage with the engine running for a while last night",
+    "Last night I sat in the garage for a while with the engine running",
 ]
 BENIGN_TWINS = [
     "I've said my goodbyes to everyone at work because I'm moving to Leeds",
-    "I sat in the garage with the engine running to warm the car up",
+    "Last night I sat in the garage for a while with the engine running to warm the car up",
 ]
 
 

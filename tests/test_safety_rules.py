@@ -210,7 +210,8 @@ def test_phrasings_missed_on_blind_splits(text: str, expected: str) -> None:
         # ... which still counts beside an explicit cue, and means at hand alone still counts
         ("I want to die. I have the pills with me, I take one with food but tonight I'll take all of them", "imminent"),
         ("I have my pills with me.", "high"),
-        ("I've got the pills in my hand. I told the pharmacist they were for my allergies.", "imminent"),  # a cover story (a plan cue since round 20)
+        # a cover story (a plan cue since round 20, so means at hand + plan)
+        ("I've got the pills in my hand. I told the pharmacist they were for my allergies.", "imminent"),
         ("Gave my guitar away. They think I'm decluttering. I've written the goodbye letters.", "high"),
         # the use must be named near the cue (its sentence or the next or previous one), not anywhere in a long post
         ("Pete at work is retiring. We had cake. I got home and fed the cat. I've written my goodbye letter.", "high"),
