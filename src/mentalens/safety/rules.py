@@ -192,10 +192,10 @@ def analyze_message(text: str, index: int = 0, lex: Lexicon | None = None) -> Me
     ends = [m.end() for m in _SENTENCE_END.finditer(text)]  # sentence ends, in original offsets as the cues'
     # "Taking my insulin before dinner like always": a routine named in the cue's own sentence (a long post's "my
     # sister rang for money, as usual" says nothing about "I've taken every tablet in the cupboard")
-    benign_sentences = _sentences_of(lex.benign_context, norm, nz, ends, window=0)
+    benign_sentences = _sentences_of(lex.benign_context, text, nz, ends, window=0)
     # "I was chopping onions and cut myself": an accident named in the cue's own sentence (not "...I was cooking all
     # day. Then I cut myself again last night")
-    accident_sentences = _sentences_of(lex.accident, norm, nz, ends, window=0)
+    accident_sentences = _sentences_of(lex.accident, text, nz, ends, window=0)
     recovered = bool(lex.recovery.search(norm))
     remote = bool(lex.remote.search(norm))
     quotes = [(m.start(), m.end()) for m in _QUOTED.finditer(text)] if attributed else []
@@ -275,7 +275,7 @@ def analyze_message(text: str, index: int = 0, lex: Lexicon | None = None) -> Me
     # farewell cues contextual, and they corroborate no other contextual cue: they count only beside an explicit
     # self-directed cue (unless it calls that use a cover story: "they think I'm just decluttering"). The use must be
     # named in the cue's sentence or the one before or after: a long post names many ordinary things
-    near = _sentences_of(lex.ordinary_use, norm, nz, ends, window=1)
+    near = _sentences_of(lex.ordinary_use, text, nz, ends, window=1)
     if near and not lex.cover_story.search(norm):
         cues = [dataclasses.replace(c, contextual=True, note=ORDINARY_USE_NOTE)
                 if c.weight > 0 and c.construct in _ORDINARY_USE_CONSTRUCTS
@@ -381,9 +381,10 @@ def _sentence_of(text: str, ends: list[int], start: int, end: int) -> int:
     return bisect.bisect_right(ends, m.start() if m else start)
 
 
-def _sentences_of(phrases: re.Pattern[str], norm: str, nz: Normalized, ends: list[int], window: int) -> set[int]:
-    """Indexes of the sentences (by `ends`) within `window` of one where `phrases` match."""
-    found = {bisect.bisect_right(ends, nz.span(m.start(), m.end())[0]) for m in phrases.finditer(norm)}
+def _sentences_of(phrases: re.Pattern[str], text: str, nz: Normalized, ends: list[int], window: int) -> set[int]:
+    """Indexes of the sentences (by `ends`) within `window` of one where `phrases` match (in `nz`, the normalised
+    `text`)."""
+    found = {_sentence_of(text, ends, *nz.span(m.start(), m.end())) for m in phrases.finditer(nz.text)}
     return {k + d for k in found for d in range(-window, window + 1)}
 
 
