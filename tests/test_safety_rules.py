@@ -191,10 +191,52 @@ def test_levels(text: str, expected: str) -> None:
         ("I'm going to the cliffs to watch the sunset.", "none"),
         ("Paid off all my debts this year, feels amazing!", "none"),
         ("Had a glass of wine with dinner and took my antibiotics.", "none"),
+        # round 21: what dev25 and dev26 missed: means at hand said plainly, beside a goodbye or a time
+        ("I've got the pistol in my lap right now.", "high"),
+        ("The gun's out on the table. I'm doing it tonight.", "imminent"),
+        ("I have the gun in my lap. Safety's off. Tell my sister I'm sorry.", "imminent"),
+        ("The rope's in the garage. Tonight's the night.", "imminent"),
+        ("Bath's running and the blade is on the edge of the tub. Logging off for good.", "imminent"),
+        ("I'm at the reservoir and my coat pockets are full of stones.", "high"),
+        ("On the platform, the express comes through at 2:14. Not stepping back this time.", "imminent"),
+        ("Driving to the bridge after my shift. I wanted one person to know it wasn't an accident.", "imminent"),
+        ("Charcoal's going in the bathroom and I've taped the gap under the door.", "high"),
+        ("hav the rope set up in the shed jus waitin for mum to go to bed", "imminent"),
+        ("necked the lot of me mam's tablets, sat in the park now", "imminent"),
+        ("Was in A&E three days ago after I tried.", "high"),
+        # ... plans, stockpiles, notes and affairs
+        ("Looked up which bridges near me don't have the netting. There are two.", "high"),
+        ("I've picked the date. It's after my sister's wedding so I don't wreck her day.", "high"),
+        ("got the whole unalive plan sorted ngl", "high"),
+        ("I know exactly which bend I'd use and what speed I'd need.", "high"),
+        ("I'm not taking them, I'm collecting them.", "high"),
+        ("My note's in my drafts. I edit it most nights.", "high"),
+        ("Gave my guitar to my cousin. Told him I'm decluttering. He doesn't need to know the real reason.", "high"),
+        ("Wrote letters to my parents. They're in my desk drawer. I haven't decided when yet.", "high"),
+        ("I've started saying goodbye to people without them knowing it's goodbye.", "high"),
+        ("Held the hair straighteners against my stomach on purpose.", "high"),
+        ("I keep a blade in my phone case. Use it most days.", "high"),
+        ("The scars had finally faded and last night I made new ones.", "high"),
+        # ... and active thoughts
+        ("My brain keeps offering suicide as the answer to everything.", "moderate"),
+        ("Around 3am my brain starts building the case for ending it.", "moderate"),
+        ("The suicidal thoughts are back since I came off the meds.", "moderate"),
+        ("Cada vez que me peleo con mi novio pienso en quitarme la vida.", "moderate"),  # "-rme": the writer
+        # look-alikes of the same shapes
+        ("Cleaning my rifle with it in my lap, then off to the range.", "none"),
+        ("The rope's in the garage if you need it for the tent.", "none"),
+        ("How many ibuprofen is too many in a day? Got a raging toothache.", "none"),
+        ("Survived my first marathon! My legs want to die but my heart is full.", "none"),
+        ("My nan signs off every text with 'Goodbye forever, love Nana' lol", "none"),
+        ("A guy at work attempted suicide last year and he's doing really well now.", "none"),
+        ("I'm on the platform, the express comes through at 8:14, see you in town.", "none"),
+        ("Hace cinco años tuve pensamientos suicidas y hoy estoy bien.", "none"),
+        ("Burnt myself on the straighteners, not on purpose obviously.", "none"),
+        ("47 attempts on this boss. Goodbye cruel world (of Elden Ring).", "none"),
     ],
 )
 def test_phrasings_missed_on_blind_splits(text: str, expected: str) -> None:
-    """Rounds 17-20 of issue 7: plain statements the lexicon lacked, each beside look-alikes of its shape."""
+    """Rounds 17-21 of issue 7: plain statements the lexicon lacked, each beside look-alikes of its shape."""
     assert level(text) == expected
 
 
@@ -672,7 +714,8 @@ def test_blood_from_a_cut_is_a_medical_emergency() -> None:
         ("I've been researching how high a bridge needs to be and I don't want to be here anymore", "high"),
         ("I've been researching how high a bridge needs to be for tall ships", "none"),
         ("tengo las pastillas aquí y me las voy a tomar todas esta noche", "imminent"),
-        ("I'm writing this from the roof. goodbye", "high"),
+        # means at hand (a high place) beside a goodbye is imminent since round 21 (means_at_hand + farewell)
+        ("I'm writing this from the roof. goodbye", "imminent"),
         ("I'm writing this from the roof bar, the view is great", "none"),
         ("The pills are lined up on my desk and I'm not scared anymore", "imminent"),
         ("I'm not scared anymore of the dark", "none"),
@@ -712,6 +755,8 @@ def test_contextual_jump_letters_and_research(text: str, expected: str) -> None:
 def test_threats_from_a_partner_raise_the_abuse_flag() -> None:
     a = assess("He says he will kill me if I leave", use_classifier=False, semantic=False)
     assert a.flags["abuse"] and a.resources
+    es = assess("Mi novio quiere matarme, tengo miedo.", use_classifier=False, semantic=False)
+    assert es.flags["abuse"] and es.level == RiskLevel.NONE  # "-rme" makes a cue the writer's, not a threat
     b = assess("Mi nariz no para de sangrar", use_classifier=False, semantic=False)
     assert b.flags["medical_emergency"] and b.level == RiskLevel.NONE  # bleeding that won't stop: medical, not risk
 

@@ -195,7 +195,8 @@ def analyze_message(text: str, index: int = 0, lex: Lexicon | None = None) -> Me
     benign_sentences = _sentences_of(lex.benign_context, text, nz, ends, window=0)
     # "I was chopping onions and cut myself": an accident named in the cue's own sentence (not "...I was cooking all
     # day. Then I cut myself again last night")
-    accident_sentences = _sentences_of(lex.accident, text, nz, ends, window=0)
+    accident_sentences = _sentences_of(lex.accident, text, nz, ends, window=0) - _sentences_of(
+        _ON_PURPOSE, text, nz, ends, window=0)  # "held the straighteners to my stomach on purpose"
     recovered = bool(lex.recovery.search(norm))
     remote = bool(lex.remote.search(norm))
     quotes = [(m.start(), m.end()) for m in _QUOTED.finditer(text)] if attributed else []
@@ -244,7 +245,7 @@ def analyze_message(text: str, index: int = 0, lex: Lexicon | None = None) -> Me
                     weight, note = 0.0, "as prescribed"
                 elif construct in _FIGURATIVE_ZEROED and joking:
                     weight, note = 0.0, "figure of speech or joke"
-                elif first_tok not in lex.first_person:
+                elif first_tok not in lex.first_person and not any(map(_WRITER_REFLEXIVE.fullmatch, match_tokens)):
                     subject = _subject(prefix[-6:], lex)
                     if subject in lex.third_person and subject not in lex.first_person:
                         if construct in _TRANSFERABLE and not (fiction or news or (recovered and remote)):
@@ -293,6 +294,15 @@ def analyze_message(text: str, index: int = 0, lex: Lexicon | None = None) -> Me
 # It names a subject only at the end of the prefix or before a clitic/adverb ("el se quiere matar", "el ya no").
 _EL_SUBJECT_NEXT = frozenset({"se", "me", "te", "lo", "la", "le", "no", "ya", "tambien", "siempre", "nunca", "dice",
                               "dijo", "quiere", "intento"})
+
+
+# a sentence that says the act was meant is no accident, whatever it names ("not on purpose" is one)
+_ON_PURPOSE = re.compile(r"(?<!not )(?<!nt )\b(?:on purpose|deliberately|intentionally|a proposito)\b")
+
+
+# a cue that names the writer as its own object is about the writer whoever is named before it: "cada vez que me peleo
+# con mi novio pienso en quitarme la vida" (Spanish "-rme" infinitives), "...and then I'd kill myself"
+_WRITER_REFLEXIVE = re.compile(r"myself|meself|\w{3,}rme")
 
 
 _ES_PARTICIPLE = re.compile(r"\w+(?:ado|ido)|escrito|dicho|hecho|visto|puesto|vuelto|roto|abierto")
@@ -354,7 +364,7 @@ def decide(analyses: Sequence[MessageAnalysis]) -> tuple[RiskLevel, dict]:
     acts = has("intent") or has("plan")
     imminent = (
         has("attempt_now")
-        or (has("means_at_hand") and (acts or has("ideation")))
+        or (has("means_at_hand") and (acts or has("ideation") or has("farewell")))
         or bool(now_with & {"intent", "plan", "means_at_hand", "farewell"} and (acts or "farewell" in now_with))
         or ("means_at_hand" in now_with and bool(counted & (SELF_RISK - {"means_at_hand"})))
     )
