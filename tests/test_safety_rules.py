@@ -233,10 +233,51 @@ def test_levels(text: str, expected: str) -> None:
         ("Hace cinco años tuve pensamientos suicidas y hoy estoy bien.", "none"),
         ("Burnt myself on the straighteners, not on purpose obviously.", "none"),
         ("47 attempts on this boss. Goodbye cruel world (of Elden Ring).", "none"),
+        # round 22: what dev27 and dev28 missed: overdoses and attempts told plainly
+        ("Drank half a bottle of vodka and took all my lithium.", "imminent"),
+        ("just took a fat handful of my xans w the henny", "imminent"),
+        ("how long for 40 paracetamol to kick in? took them about an hour ago", "imminent"),
+        ("I'm sat in the car in the garage and the engine's been running a while.", "imminent"),
+        ("On Tuesday I tried to strangle myself with a scarf.", "high"),
+        ("they pumped my stomach on friday and I still want to die", "high"),
+        ("The overdose was Thursday. I'm annoyed it didn't work.", "high"),
+        ("Did a test run with the belt in the wardrobe last night.", "high"),
+        ("Pulled out my stitches so it would scar worse.", "high"),
+        ("I punch the brick wall until my knuckles split.", "high"),
+        ("I keep a razor blade tucked in my phone case. Haven't used it since Saturday.", "high"),
+        # ... plans, stockpiles, affairs and goodbyes
+        ("Googled painless ways at 3am again.", "high"),
+        ("Six floors should do it, right.", "high"),
+        ("Started putting my tramadol aside instead of taking it.", "high"),
+        ("Got a second prescription from a different GP.", "high"),
+        ("My therapist asked if I had a method and I said no. I do.", "high"),
+        ("Checked the exclusion clause, it's been two years so it'll pay out.", "high"),
+        ("Said goodbye to mum tonight without her knowing it was goodbye.", "imminent"),
+        ("It's so he's sorted when I'm gone, which won't be long.", "high"),
+        ("Wrote letters to my brother and my mates. Not sure when yet, but they're done.", "high"),
+        ("Truth is I won't be around to play them by summer.", "high"),
+        ("Regalé mi guitarra a mis primos. Les dije que me voy de viaje. No es un viaje.", "high"),
+        ("Estoy dejando todo arreglado para cuando ya no esté.", "high"),
+        ("Estoy en el puente. Me voy a tirar en cuanto deje de pasar gente.", "imminent"),
+        # ... and active thoughts
+        ("On the platform I find myself thinking 'one step'.", "moderate"),
+        ("Had a full-on 'I should just kill myself' moment in the car park.", "moderate"),
+        ("The 'just end it' thoughts came back after the layoff.", "moderate"),
+        ("At night the suicidal thoughts get really loud.", "moderate"),
+        ("Se me cruza por la cabeza quitarme la vida casi diario.", "moderate"),
+        # look-alikes of the same shapes, and times that are not set
+        ("Goodbye cruel world, I'm off to Ibiza for a week with no wifi", "none"),
+        ("Going to sleep forever after this run of nights.", "none"),
+        ("Finished the suicide note for my character in my novel.", "none"),
+        ("Hace cinco años intenté quitarme la vida. Hoy terminé la carrera, se puede salir.", "none"),
+        ("Do I need to change the beneficiary on my pension now the divorce is final?", "none"),
+        ("Me voy a tirar a la piscina, hace un calor horrible.", "none"),
+        ("When I'm on the platform I think about stepping in front of the train.", "moderate"),
+        ("I know which bridge. Not tonight.", "high"),
     ],
 )
 def test_phrasings_missed_on_blind_splits(text: str, expected: str) -> None:
-    """Rounds 17-21 of issue 7: plain statements the lexicon lacked, each beside look-alikes of its shape."""
+    """Rounds 17-22 of issue 7: plain statements the lexicon lacked, each beside look-alikes of its shape."""
     assert level(text) == expected
 
 

@@ -213,7 +213,8 @@ def analyze_message(text: str, index: int = 0, lex: Lexicon | None = None) -> Me
             match_tokens = _WORD.findall(m.group())
             first_tok = (match_tokens or [""])[0]
             if construct == "timing_now":
-                timing.append(Cue(construct, text[start:end], start, end, index, 1.0, None, rule.id))
+                if prefix[-1:] not in (["not"], ["never"], ["no"]):  # "not tonight", "not rn but soon": no time set
+                    timing.append(Cue(construct, text[start:end], start, end, index, 1.0, None, rule.id))
                 continue
             if construct in ("denial", "figurative", "stressor"):
                 weight, note = 0.0, {"denial": "the person denies risk", "figurative": "figure of speech",
