@@ -232,6 +232,7 @@ def test_levels(text: str, expected: str) -> None:
         ("I'm on the platform, the express comes through at 8:14, see you in town.", "none"),
         ("Hace cinco años tuve pensamientos suicidas y hoy estoy bien.", "none"),
         ("Burnt myself on the straighteners, not on purpose obviously.", "none"),
+        ("Cut myself chopping onions, didn't do it on purpose obviously.", "none"),
         ("47 attempts on this boss. Goodbye cruel world (of Elden Ring).", "none"),
         # round 22: what dev27 and dev28 missed: overdoses and attempts told plainly
         ("Drank half a bottle of vodka and took all my lithium.", "imminent"),

@@ -195,8 +195,11 @@ def analyze_message(text: str, index: int = 0, lex: Lexicon | None = None) -> Me
     benign_sentences = _sentences_of(lex.benign_context, text, nz, ends, window=0)
     # "I was chopping onions and cut myself": an accident named in the cue's own sentence (not "...I was cooking all
     # day. Then I cut myself again last night")
-    accident_sentences = _sentences_of(lex.accident, text, nz, ends, window=0) - _sentences_of(
-        _ON_PURPOSE, text, nz, ends, window=0)  # "held the straighteners to my stomach on purpose"
+    # ...unless it says the act was meant ("held the straighteners to my stomach on purpose"; "didn't do it on
+    # purpose" says the opposite)
+    meant = _sentences_of(_ON_PURPOSE, text, nz, ends, window=0) - _sentences_of(
+        _NOT_ON_PURPOSE, text, nz, ends, window=0)
+    accident_sentences = _sentences_of(lex.accident, text, nz, ends, window=0) - meant
     recovered = bool(lex.recovery.search(norm))
     remote = bool(lex.remote.search(norm))
     quotes = [(m.start(), m.end()) for m in _QUOTED.finditer(text)] if attributed else []
@@ -297,13 +300,14 @@ _EL_SUBJECT_NEXT = frozenset({"se", "me", "te", "lo", "la", "le", "no", "ya", "t
                               "dijo", "quiere", "intento"})
 
 
-# a sentence that says the act was meant is no accident, whatever it names ("not on purpose" is one)
-_ON_PURPOSE = re.compile(r"(?<!not )(?<!nt )\b(?:on purpose|deliberately|intentionally|a proposito)\b")
+_ON_PURPOSE = re.compile(r"\b(?:on purpose|deliberately|intentionally|a proposito)\b")
+_NOT_ON_PURPOSE = re.compile(r"\b(?:not|nt|never|didnt|wasnt|werent|isnt|no)\b(?:\s+\w+){0,3}?\s+"
+                             r"(?:on purpose|deliberately|intentionally|a proposito)\b")
 
 
 # a cue that names the writer as its own object is about the writer whoever is named before it: "cada vez que me peleo
 # con mi novio pienso en quitarme la vida" (Spanish "-rme" infinitives), "...and then I'd kill myself"
-_WRITER_REFLEXIVE = re.compile(r"myself|meself|\w{3,}rme")
+_WRITER_REFLEXIVE = re.compile(r"myself|meself|\w+[aei]rme")
 
 
 _ES_PARTICIPLE = re.compile(r"\w+(?:ado|ido)|escrito|dicho|hecho|visto|puesto|vuelto|roto|abierto")
