@@ -275,10 +275,32 @@ def test_levels(text: str, expected: str) -> None:
         ("Me voy a tirar a la piscina, hace un calor horrible.", "none"),
         ("When I'm on the platform I think about stepping in front of the train.", "moderate"),
         ("I know which bridge. Not tonight.", "high"),
+        # round 23 (candidate): what dev29 and dev30 missed
+        ("Rope's tied. Just wanted to say thanks to this sub for trying.", "imminent"),
+        ("Charcoal's lit and I've taped the windows. Please don't try to find me.", "high"),
+        ("Bought sleeping pills from a different chemist so they wouldn't ask questions.", "high"),
+        ("Second attempt this year, with the car this time.", "high"),
+        ("Discharged myself yesterday after they pumped my stomach.", "high"),
+        ("Kept the oxycodone from my surgery as an exit.", "high"),
+        ("I'll do it in the shower so it's easier for whoever finds me.", "high"),
+        ("Still doing the lighter thing on my forearm most nights.", "high"),
+        ("Went to the hardware shop for rope. Told the guy it was for towing.", "high"),
+        ("My therapist asked if I'd made a plan and I said no. That was a lie.", "high"),
+        ("bruv i'm on the roof, tell my mum i'm sorry", "imminent"),
+        ("After that there's nothing left to pay for because I won't be here.", "high"),
+        ("My brain's favourite hobby lately is suggesting suicide whenever something goes wrong.", "moderate"),
+        ("I daydream about killing myself the way other people daydream about holidays.", "moderate"),
+        ("Estoy en la azotea. Esta noche se acaba todo.", "imminent"),
+        ("El mes que viene ya no voy a estar.", "high"),
+        # look-alikes
+        ("Off to the hardware shop for rope and a tarp. Wild camping this weekend!", "none"),
+        ("Goodbye forever, Internet Explorer. You will not be missed.", "none"),
+        ("I won't be here after Friday because we're moving to Bristol.", "none"),
+        ("Mi cumpleaños es hoy.", "none"),
     ],
 )
 def test_phrasings_missed_on_blind_splits(text: str, expected: str) -> None:
-    """Rounds 17-22 of issue 7: plain statements the lexicon lacked, each beside look-alikes of its shape."""
+    """Rounds 17-23 of issue 7: plain statements the lexicon lacked, each beside look-alikes of its shape."""
     assert level(text) == expected
 
 
