@@ -200,7 +200,8 @@ def test_levels(text: str, expected: str) -> None:
         ("I'm at the reservoir and my coat pockets are full of stones.", "high"),
         ("On the platform, the express comes through at 2:14. Not stepping back this time.", "imminent"),
         ("Driving to the bridge after my shift. I wanted one person to know it wasn't an accident.", "imminent"),
-        ("Charcoal's going in the bathroom and I've taped the gap under the door.", "high"),
+        # "charcoal's going" (burning) is an attempt under way since round 24 (it was read high before)
+        ("Charcoal's going in the bathroom and I've taped the gap under the door.", "imminent"),
         ("hav the rope set up in the shed jus waitin for mum to go to bed", "imminent"),
         ("necked the lot of me mam's tablets, sat in the park now", "imminent"),
         ("Was in A&E three days ago after I tried.", "high"),
@@ -277,7 +278,8 @@ def test_levels(text: str, expected: str) -> None:
         ("I know which bridge. Not tonight.", "high"),
         # round 23 (candidate): what dev29 and dev30 missed
         ("Rope's tied. Just wanted to say thanks to this sub for trying.", "imminent"),
-        ("Charcoal's lit and I've taped the windows. Please don't try to find me.", "high"),
+        # an attempt under way: imminent since round 24 reads "charcoal's lit" (round 23 stopped at high)
+        ("Charcoal's lit and I've taped the windows. Please don't try to find me.", "imminent"),
         ("Bought sleeping pills from a different chemist so they wouldn't ask questions.", "high"),
         ("Second attempt this year, with the car this time.", "high"),
         ("Discharged myself yesterday after they pumped my stomach.", "high"),
@@ -297,10 +299,60 @@ def test_levels(text: str, expected: str) -> None:
         ("Goodbye forever, Internet Explorer. You will not be missed.", "none"),
         ("I won't be here after Friday because we're moving to Bristol.", "none"),
         ("Mi cumpleaños es hoy.", "none"),
+        # round 24 (candidate): what dev31 and dev32 missed
+        ("Suicidal thoughts are back since I stopped the sertraline.", "moderate"),
+        ("sucidal thoughs agian since the breakup", "moderate"),
+        ("At the bus stop I thought 'I could just kill myself and all this would stop'.", "moderate"),
+        ("I'd be better off killing myself than facing the tribunal.", "moderate"),
+        ("Every time I drive on the motorway I think about just yanking the wheel.", "moderate"),
+        ("I won't pretend I haven't thought about suicide since the divorce.", "moderate"),
+        ("I don't want to be here and I mean that in the suicide way.", "moderate"),
+        ("Is it normal to plan your day around not thinking about killing yourself?", "moderate"),
+        ("Two years since the attempt and I still think about finishing it.", "moderate"),
+        ("Found the method I'd use. Not today though.", "high"),
+        ("Checked which bridges still don't have the netting. There's one by the station.", "high"),
+        ("Counted the floors of the car park. Eight should be enough.", "high"),
+        ("Told my landlord I'm emigrating. I'm not.", "high"),
+        ("My plan is the big tree on the ring road, at speed.", "high"),
+        ("Asked the GP the maximum dose and I've got more than that saved now.", "high"),
+        ("Updated my will and named my sister executor. If only she knew.", "high"),
+        ("I still cut, on my stomach now so nobody sees.", "high"),
+        ("Used the compass on my thighs again last night.", "high"),
+        ("relapsed on the cat scratches, twice this week", "high"),
+        ("Wey, volví a cortarme.", "high"),
+        ("i rote my sucide note, its under my bed", "high"),
+        ("The gun's been on my lap since midnight.", "high"),
+        ("Already popped like 40 bars.", "imminent"),
+        ("drank hole botle of bleech", "imminent"),
+        ("The belt is over the top of the wardrobe door. Tell my mum I'm sorry about the mess.", "imminent"),
+        ("The cable's tied up in the wardrobe. Doing it once it's dark.", "imminent"),
+        ("I'm up on the roof of the flats. Not taking the stairs back down this time.", "imminent"),
+        ("Got all of dad's old morphine out on the bed. Taking it once I've finished this drink.", "imminent"),
+        ("Parked up at the quarry. Left the keys on the seat for whoever finds the car.", "imminent"),
+        # look-alikes
+        ("Took a lot of pills today: vitamin D, fish oil and magnesium. Too many supplements?", "none"),
+        ("Compré una cuerda para el columpio del jardín.", "none"),
+        ("I could kill myself for forgetting her birthday again.", "none"),
+        ("My suicidal thoughts are gone and they're not coming back.", "none"),
+        ("I'm up on the roof fixing the aerial.", "none"),
+        ("I still cut my own hair to save money.", "none"),
+        ("My plan is the big Tesco on the ring road, then home.", "none"),
+        ("I didn't want to go without saying goodbye to you all, last day at work today!", "none"),
+        ("Just waiting for everyone to be asleep so I can wrap the presents.", "none"),
+        ("Bought a length of rope for the tree swing. Kids are thrilled.", "none"),
+        ("Told my mum I'm emigrating to Canada next year and she cried.", "none"),
+        # round 25: dev33 + dev34's look-alikes
+        ("I'm going to shoot myself in the foot, but I like the old logo better.", "none"),
+        ("On the first aid course we learned what to do if someone's taken an overdose.", "none"),
+        ("I used to self-harm. Got the scars covered last week, it feels like closing a chapter.", "none"),
+        ("Learning to whittle and I sliced my thumb with the knife, ouch.", "none"),
+        ("In creative writing we had to write a goodbye letter from a soldier.", "none"),
+        ("Took an overdose last night, I'm still in hospital.", "high"),
+        ("I'm going to shoot myself tonight.", "imminent"),
     ],
 )
 def test_phrasings_missed_on_blind_splits(text: str, expected: str) -> None:
-    """Rounds 17-23 of issue 7: plain statements the lexicon lacked, each beside look-alikes of its shape."""
+    """Rounds 17-25 of issue 7: plain statements the lexicon lacked, each beside look-alikes of its shape."""
     assert level(text) == expected
 
 
