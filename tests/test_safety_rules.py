@@ -328,7 +328,7 @@ def test_levels(text: str, expected: str) -> None:
         ("The cable's tied up in the wardrobe. Doing it once it's dark.", "imminent"),
         ("I'm up on the roof of the flats. Not taking the stairs back down this time.", "imminent"),
         ("Got all of dad's old morphine out on the bed. Taking it once I've finished this drink.", "imminent"),
-        ("Parked up at the quarry. Left the keys on the seat for whoever finds the car.", "imminent"),
+        ("Parked up at the quarry. Left the keys on the seat for whoever finds the car.", "high"),
         # look-alikes
         ("Took a lot of pills today: vitamin D, fish oil and magnesium. Too many supplements?", "none"),
         ("Compré una cuerda para el columpio del jardín.", "none"),
