@@ -35,7 +35,8 @@ def test_shape(rows) -> None:
                                           "dev17", "dev19",
                                           "dev21", "dev22", "dev23", "dev24", "dev25", "dev26",
                                           "dev27", "dev28", "dev29", "dev30",
-                                          "dev31", "dev32", "dev33", "dev34", "dev35", "dev36"}
+                                          "dev31", "dev32", "dev33", "dev34", "dev35", "dev36",
+                                          "dev37", "dev38"}
     for r in rows:
         assert r["messages"] and set(r["flags"]) == {"harm_to_others", "abuse", "medical_emergency", "others_at_risk"}
 
