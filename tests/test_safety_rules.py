@@ -923,7 +923,7 @@ def test_an_attempt_is_past_by_its_own_sentence(text: str, expected: str) -> Non
      "How do I tie a hangman's noose for a Halloween porch decoration?"],
 )
 def test_a_named_ordinary_reading_is_a_zero_weight_cue(text: str) -> None:
-    """Round 26: "ordinary" cues are shown, never counted (their sentence is the rules', the semantic layer skips it)."""
+    """Round 26: "ordinary" cues are shown, never counted (their sentence is the rules'; the layer skips it)."""
     a = assess(text, semantic=False)
     assert a.level.value == "none"
     assert [c.construct for c in a.cues] == ["ordinary"] and a.cues[0].weight == 0.0
