@@ -349,10 +349,25 @@ def test_levels(text: str, expected: str) -> None:
         ("In creative writing we had to write a goodbye letter from a soldier.", "none"),
         ("Took an overdose last night, I'm still in hospital.", "high"),
         ("I'm going to shoot myself tonight.", "imminent"),
+        # round 26: dev35 + dev36's misses, each beside look-alikes
+        ("Took all my gabapentin and the codeine an hour ago and now I can't feel my legs.", "imminent"),
+        ("I take my gabapentin every night for the nerve pain.", "none"),
+        ("took like 30 of my antidepresents like 20 min ago im so dizzy", "imminent"),
+        ("already necked a fat handful of my meds, feeling woozy", "imminent"),
+        ("I took the whole week's worth at once about an hour ago.", "imminent"),
+        ("I sorted the whole week's worth into the pill organiser.", "none"),
+        ("Me he tomado dos cajas de ibuprofeno con el vino hace un rato.", "imminent"),
+        ("Compré dos cajas de ibuprofeno en la farmacia.", "none"),
+        ("Every time something goes wrong my brain goes straight to 'you could just kill yourself'.", "moderate"),
+        ("Most mornings the first thing in my head is killing myself.", "moderate"),
+        ("Most mornings the first thing in my head is coffee.", "none"),
+        ("My life insurance has been running over two years now, so suicide is covered.", "high"),
+        ("I think I'm past the exclusion bit on my policy now.", "high"),
+        ("Is suicide covered by a standard life insurance policy? Writing a guide at work.", "none"),
     ],
 )
 def test_phrasings_missed_on_blind_splits(text: str, expected: str) -> None:
-    """Rounds 17-25 of issue 7: plain statements the lexicon lacked, each beside look-alikes of its shape."""
+    """Rounds 17-26 of issue 7: plain statements the lexicon lacked, each beside look-alikes of its shape."""
     assert level(text) == expected
 
 
@@ -883,3 +898,33 @@ def test_a_weapon_held_to_the_writer_raises_the_abuse_flag() -> None:
     assert assess("my ex pointed a gun at my head last night", use_classifier=False).flags["abuse"]
     assert not assess("He held a knife to the cake and cut the first slice", use_classifier=False).flags["abuse"]
     assert not assess("I held the knife to my wrist", use_classifier=False).flags["abuse"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # round 26: an attempt is told as past only in its own sentence or the next one, not by a long post's
+        # "last week" elsewhere ...
+        ("Priya came round every night last week. Forty minutes ago I swallowed thirty co-codamol.", "imminent"),
+        ("My mum rang last week. Anyway. I've taken all my pills and I'm feeling sleepy.", "imminent"),
+        ("I took all my pills. Woke up in hospital two days later.", "high"),
+        ("Took all my pills last month, I'm home now.", "high"),
+        # ... and its own sentence saying "minutes ago" outweighs the next one's past
+        ("About forty minutes ago I swallowed thirty co-codamol. I survived the last time.", "imminent"),
+    ],
+)
+def test_an_attempt_is_past_by_its_own_sentence(text: str, expected: str) -> None:
+    assert level(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Ending it with my boyfriend tonight. Three years.", "I'm going to end it with him tonight.",
+     "How do I tie a hangman's noose for a Halloween porch decoration?"],
+)
+def test_a_named_ordinary_reading_is_a_zero_weight_cue(text: str) -> None:
+    """Round 26: "ordinary" cues are shown, never counted (their sentence is the rules'; the layer skips it)."""
+    a = assess(text, semantic=False)
+    assert a.level.value == "none"
+    assert [c.construct for c in a.cues] == ["ordinary"] and a.cues[0].weight == 0.0
+    assert a.cues[0].note.startswith("an ordinary reading")

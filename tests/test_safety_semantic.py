@@ -289,6 +289,17 @@ def test_raises_only_and_benign_lookalikes_stay_low_on_dev(bank, rows) -> None:
         assert assess(text, semantic=True).level == RiskLevel.NONE, text
 
 
+def test_a_named_ordinary_reading_keeps_its_sentence_from_the_layer(bank) -> None:
+    """Round 26: the bank put "Gonna end it with my boyfriend tonight." next to "I'm going to end it tonight" (imminent)
+    and a Halloween noose next to "I looked up how to tie a noose"; the rules now name the ordinary reading."""
+    for text in ("Gonna end it with my boyfriend tonight.", "How do I tie a hangman's noose for a Halloween prop?"):
+        a = assess(text, semantic=True)
+        assert a.level == RiskLevel.NONE and any(c.construct == "ordinary" for c in a.cues), text
+    # the reading covers its own sentence only
+    assert assess(["Gonna end it with my boyfriend tonight.", "I've been saving my pills for after."],
+                  semantic=True).level >= RiskLevel.HIGH
+
+
 def test_encoder_failure_falls_back_to_the_rules(monkeypatch, caplog, tmp_path) -> None:
     text = ["I keep picturing how I would end things and it feels calm", "I want to kill myself"]
     rules = assess(text, semantic=False)

@@ -29,6 +29,12 @@ _TRANSFERABLE = MODERATE | HIGH | {"attempt_now"}
 _FIGURATIVE_ZEROED = frozenset({"passive", "hopeless", "burden", "harm_to_others", "medical_emergency"})
 _ORDINARY_USE_CONSTRUCTS = frozenset({"means_at_hand", "preparation", "farewell"})
 ORDINARY_USE_NOTE = "an ordinary use is named: counts only beside an explicit risk cue"
+# constructs that are evidence AGAINST a risk reading: kept as cues (weight 0, shown with their reason), so their
+# sentence is the rules' and the semantic layer does not read it ("ending it with my boyfriend tonight" is near the
+# prototype "I'm going to end it tonight"; issue 7, round 26)
+_ZERO_WEIGHT = {"denial": "the person denies risk", "figurative": "figure of speech",
+                "stressor": "a stressor (context only)",
+                "ordinary": "an ordinary reading is named (a breakup, a prop)"}
 
 _SENTENCE_END = re.compile(r"[.!?\n]+")
 _CLAUSE_BREAK = re.compile(r"[.!?;\n]|\bbut\b|\bpero\b|\bthough\b|\bhowever\b|\bsino\b")
@@ -219,9 +225,8 @@ def analyze_message(text: str, index: int = 0, lex: Lexicon | None = None) -> Me
                 if prefix[-1:] not in (["not"], ["never"], ["no"]):  # "not tonight", "not rn but soon": no time set
                     timing.append(Cue(construct, text[start:end], start, end, index, 1.0, None, rule.id))
                 continue
-            if construct in ("denial", "figurative", "stressor"):
-                weight, note = 0.0, {"denial": "the person denies risk", "figurative": "figure of speech",
-                                     "stressor": "a stressor (context only)"}[construct]
+            if construct in _ZERO_WEIGHT:
+                weight, note = 0.0, _ZERO_WEIGHT[construct]
             elif _negated(prefix, match_tokens, lex):
                 weight, note = 0.0, "negated"
             elif any(qs <= start and end <= qe for qs, qe in quotes):
@@ -236,11 +241,9 @@ def analyze_message(text: str, index: int = 0, lex: Lexicon | None = None) -> Me
                 elif construct in ("recent_attempt", "selfharm") and remote and not re.search(
                         r"\b(?:again|otra\s+vez|de\s+nuevo|last\s+night|yesterday|anoche|ayer)\b", norm):
                     construct, note = "history", "in the past"
-                elif construct == "attempt_now" and re.search(
-                        r"\b(?:last\s+night|yesterday|days?\s+ago|last\s+week|woke\s+up|survived|in\s+hospital|"
-                        r"last\s+month|weeks?\s+ago|months?\s+ago|last\s+weekend|the\s+other\s+(?:day|night)|"
-                        r"anoche|ayer|me\s+desperte|desperte|hace\s+\w+\s+(?:dias|semanas)|en\s+el\s+hospital|"
-                        r"la\s+semana\s+pasada|el\s+mes\s+pasado)\b", norm):
+                elif construct == "attempt_now" and _ATTEMPT_PAST.search(
+                        norm, *_sentence_window(norm, m.start(), m.end())) and not _ATTEMPT_JUST_NOW.search(
+                        norm, *_sentence_window(norm, m.start(), m.end(), after=0)):
                     construct, note = "recent_attempt", "a recent attempt, not under way"
                 elif construct in ("selfharm", "attempt_now", "recent_attempt") and (
                         _sentence_of(text, ends, start, end) in accident_sentences):
@@ -387,6 +390,33 @@ def decide(analyses: Sequence[MessageAnalysis]) -> tuple[RiskLevel, dict]:
 
 
 _WORD_CHAR = re.compile(r"\w")
+
+
+# an attempt told as past: said in the attempt's own sentence or the next one ("Took all my pills. Woke up in
+# hospital."); a long post's "Priya came round every night last week" says nothing about "forty minutes ago I
+# swallowed thirty co-codamol" (issue 7, round 26: the whole message was searched before)
+_ATTEMPT_PAST = re.compile(
+    r"\b(?:last\s+night|yesterday|days?\s+ago|last\s+week|woke\s+up|survived|in\s+hospital|"
+    r"last\s+month|weeks?\s+ago|months?\s+ago|last\s+weekend|the\s+other\s+(?:day|night)|"
+    r"anoche|ayer|me\s+desperte|desperte|hace\s+\w+\s+(?:dias|semanas)|en\s+el\s+hospital|"
+    r"la\s+semana\s+pasada|el\s+mes\s+pasado)\b")
+
+# ...unless its own sentence says it was just now ("About forty minutes ago I swallowed thirty co-codamol")
+_ATTEMPT_JUST_NOW = re.compile(
+    r"\b(?:(?:a\s+few|few|\d+|an?|one|two|three|five|ten|twenty|thirty|forty|fifty)\s+(?:minutes?|mins?|hours?)\s+ago|"
+    r"just\s+now|right\s+now|hace\s+(?:un\s+rato|unos\s+minutos|una\s+hora|\d+\s+minutos))\b")
+
+
+def _sentence_window(norm: str, start: int, end: int, after: int = 1) -> tuple[int, int]:
+    """[s, e) of normalised text: the sentence holding norm[start:end] and the `after` sentences that follow it."""
+    s = max((m.end() for m in _SENTENCE_END.finditer(norm, 0, start)), default=0)
+    e = end
+    for _ in range(after + 1):
+        m = _SENTENCE_END.search(norm, e)
+        if m is None:
+            return s, len(norm)
+        e = m.end()
+    return s, e
 
 
 def _sentence_of(text: str, ends: list[int], start: int, end: int) -> int:
