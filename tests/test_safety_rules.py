@@ -928,3 +928,19 @@ def test_a_named_ordinary_reading_is_a_zero_weight_cue(text: str) -> None:
     assert a.level.value == "none"
     assert [c.construct for c in a.cues] == ["ordinary"] and a.cues[0].weight == 0.0
     assert a.cues[0].note.startswith("an ordinary reading")
+
+
+def test_the_lexicon_rejects_a_rule_id_used_twice(tmp_path) -> None:
+    """A cue names the rule that matched, so ids must be unique (two pairs were not, until round 26's review)."""
+    from mentalens.errors import ConfigError
+    from mentalens.paths import package_resource
+    from mentalens.safety.rules import load_lexicon
+
+    shipped = package_resource("safety", "lexicon.yaml")
+    assert len(load_lexicon(shipped).rules) > 300
+    text = shipped.read_text(encoding="utf-8")
+    first = next(line for line in text.splitlines() if line.startswith("  - {id: "))
+    broken = tmp_path / "lexicon.yaml"
+    broken.write_text(text.replace(first, first + "\n" + first, 1), encoding="utf-8")
+    with pytest.raises(ConfigError, match="used twice"):
+        load_lexicon(broken)

@@ -112,11 +112,15 @@ def load_lexicon(path: str | None = None) -> Lexicon:
         raise ConfigError(f"risk lexicon {p} cannot be read ({exc}): reinstall mentalens or fix the file") from None
     macros = {k: str(v) for k, v in (doc.get("macros") or {}).items()}
     rules = []
+    seen: set[str] = set()
     for entry in doc.get("patterns") or []:
         try:
             rx = re.compile(_expand(entry["pattern"], macros))
         except (KeyError, re.error) as exc:
             raise ConfigError(f"risk lexicon {p}: pattern {entry.get('id')!r} is invalid ({exc}): fix it") from None
+        if entry.get("id") in seen:  # a cue names its rule: two rules with one id would make that name ambiguous
+            raise ConfigError(f"risk lexicon {p}: the rule id {entry['id']!r} is used twice: rename one of them")
+        seen.add(entry.get("id"))
         rules.append(Rule(entry["id"], entry["construct"], rx, bool(entry.get("contextual", False)),
                           entry.get("flag"), entry.get("scope", "self"), entry.get("lang", "en")))
     mod = doc.get("modifiers") or {}
