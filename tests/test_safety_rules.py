@@ -364,10 +364,23 @@ def test_levels(text: str, expected: str) -> None:
         ("My life insurance has been running over two years now, so suicide is covered.", "high"),
         ("I think I'm past the exclusion bit on my policy now.", "high"),
         ("Is suicide covered by a standard life insurance policy? Writing a guide at work.", "none"),
+        # round 27: dev37 + dev38's misses and look-alikes
+        ("no cap im ending it tn, rope's sorted, fam are out till late", "imminent"),
+        ("no cap that exam was brutal", "none"),
+        ("took all 40 of the sertraline about half an hour ago, feeling floaty", "imminent"),
+        ("I injected my whole week of insulin in one go. Hands are shaking.", "imminent"),
+        ("How long does antifreeze take to work? Asking because I just did.", "imminent"),
+        ("How long does a tattoo take to heal? Asking because I just did one.", "none"),
+        ("Suicidal thoughts have been creeping in since I failed the bar a second time.", "moderate"),
+        ("A veces pienso seriamente en acabar con todo.", "moderate"),
+        ("Se me viene a la cabeza quitarme la vida.", "moderate"),
+        ("I'll be dead before I pay £9 for a pint.", "none"),
+        ("Throwing out all my old diaries from when I was depressed at uni. I don't need them anymore.", "none"),
+        ("My new therapist went through the suicide screening questions at intake. No to all of them.", "none"),
     ],
 )
 def test_phrasings_missed_on_blind_splits(text: str, expected: str) -> None:
-    """Rounds 17-26 of issue 7: plain statements the lexicon lacked, each beside look-alikes of its shape."""
+    """Rounds 17-27 of issue 7: plain statements the lexicon lacked, each beside look-alikes of its shape."""
     assert level(text) == expected
 
 
