@@ -6,6 +6,7 @@
     python bench/safety_candidates.py --split dev9 --load AC=SHIPPED.json.gz:DIR/C.json.gz   # a union of readers
     python bench/safety_candidates.py --split dev11,dev12 --bank K=DIR/bank.json.gz   # a prototype bank (pooled)
     python bench/safety_candidates.py --split dev13,dev14 --env R=MENTALENS_CONTEXT_RELEASE=1   # a run-time switch
+    python bench/safety_candidates.py --split dev43,dev44 --env M=MENTALENS_MESSAGE_READER_MODEL=DIR/M.json.gz  # message reader
 
 Why: each round of issue 7 chooses the learned sentence reader (`mentalens.safety.learned`) among a few
 candidates, by a rule written down before the validation split is read. This script makes that one command:
@@ -130,6 +131,11 @@ def main() -> None:
         if not name or not key:
             raise SystemExit(f"--env {spec!r}: give NAME=KEY=VALUE")
         envs.setdefault(name, {})[key] = value
+        if key == "MENTALENS_MESSAGE_READER_MODEL":  # a message reader: never one trained on the validation split
+            from mentalens.safety.learned import LearnedRiskModel
+
+            if set(splits) & set(LearnedRiskModel.load(value).meta.get("tune_splits", ())):
+                raise SystemExit(f"--env {spec}: it was trained on the validation split {args.split}")
         models.setdefault(name, shipped)
         configs.setdefault(name, configs["shipped"])
     switched = {k for e in envs.values() for k in e}

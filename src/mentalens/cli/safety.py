@@ -265,6 +265,43 @@ def train_risk_semantic(
                       f"per language {report['language_thresholds'] or 'none'} (chosen on the whole system)")
 
 
+@train_app.command("risk-message")
+def train_risk_message(
+    eval_set: Path = typer.Option(None, "--eval-set", help="The labelled safety set (default: "
+                                  "bench/data/safety_eval.jsonl of the source tree); only its tuning splits "
+                                  "(message_reader.TUNE_SPLITS) train and tune."),
+    data: Path = typer.Option(None, "--data", help="The mentalens data folder (GoEmotions train/dev; default "
+                              "$MENTALENS_DATA)."),
+    out: Path = typer.Option(None, "--out", help="Where to write the model (default: the packaged one)."),
+    set_: list[str] = typer.Option(None, "--set", help="MessageReaderConfig override key=value, repeatable (e.g. "
+                                   "validation_splits=dev43,dev44)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the build report as JSON."),
+) -> None:
+    """Build the message-level risk reader (the last few user messages as one text; thresholds out of fold)."""
+    import functools
+
+    from mentalens.config import load_config
+    from mentalens.safety import message_reader
+
+    cfg = load_config(message_reader.MessageReaderConfig, None, list(set_ or []))
+    if set_ and out is None:
+        raise typer.BadParameter("a model built with --set is not the shipped one: pass --out PATH (then "
+                                 "MENTALENS_MESSAGE_READER_MODEL=PATH uses it)", param_hint="--out")
+    path, report = _build_safety_artefact("message risk reader",
+                                          functools.partial(message_reader.build_message_reader, cfg=cfg),
+                                          out or message_reader.default_path(), eval_set, data)
+    message_reader.reset()
+    if as_json:
+        print_json(report)
+    else:
+        oof = report["out_of_fold_at_thresholds"]
+        console.print(f"message risk reader written to {path} ({path.stat().st_size / 1024:.0f} KB): thresholds "
+                      f"{report['thresholds']} (low, moderate, high, imminent; chosen out of fold on "
+                      f"{report['data']['tuning_items']} items); out of fold, alone: recall high+ "
+                      f"{oof['recall_high_plus']:.3f}, moderate+ {oof['recall_moderate_plus']:.3f}, benign raised "
+                      f"{oof['benign_raised_rate']:.4f}, GoEmotions dev raised {oof['everyday_raised_rate']:.4f}")
+
+
 @train_app.command("risk-learned")
 def train_risk_learned(
     eval_set: Path = typer.Option(None, "--eval-set", help="The labelled safety set (default: "

@@ -163,6 +163,14 @@ def assess(
                 cues.extend(sem_cues)
                 if semantic_level > level:  # raises only: the rules' (and classifier's) level is a floor
                     level = semantic_level
+            # the last few messages read as one text, where the layer ran (it shares the layer's encoder, and its
+            # retry delay after a failure): raises only
+            # (every sentence the rules hold is theirs here, released context phrases too: the reader has no
+            # corroboration step, and "I have the pills" alone must stay none)
+            asked = _message_reader(user_texts, level, [*left, *released]) if found is not None else None
+            if asked is not None:
+                level, semantic_level = asked[0], max(asked[0], semantic_level or RiskLevel.NONE)
+                cues.append(asked[1])
 
     loc = parse_locale(locale)
     language = detect_language(user_texts) or loc.language or "en"
@@ -175,6 +183,19 @@ def assess(
         topics = ("abuse",) if flags["abuse"] else None
         assessment.resources = order_resources(resources_for(assessment.locale, topics), level, flags)
     return assessment
+
+
+def _message_reader(user_texts: list[str], level: RiskLevel, left: list[Cue]) -> tuple[RiskLevel, Cue] | None:
+    """The message reader's raise (mentalens.safety.message_reader), or None. If it cannot load or run, the other
+    layers decide: the failure is counted and logged once, without user text."""
+    from mentalens.safety import message_reader
+    from mentalens.safety import semantic as sem
+
+    try:
+        return message_reader.message_cue(user_texts, level, left)
+    except Exception as exc:  # never let a reader failure take the rules' decision away
+        sem._record_failure(exc, "message risk reader failed, the other layers decide")
+        return None
 
 
 def _answer_cue(question: str, reply: str, idx: int, cues: list[Cue]) -> None:

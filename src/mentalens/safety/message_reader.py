@@ -1,0 +1,382 @@
+"""The message-level learned risk reader: the last few user messages read as one text (issue 7, round 29).
+
+Why: the rules, the prototype bank and the sentence readers each judge one sentence at a time, and the sentence readers
+read only the sentences the rules left alone. Over 28 rounds about half of each fresh batch of high-risk posts was
+still under-triaged. Many of them say it across sentences: "Pills are in my hand. Just wanted to say the people in
+this server were the only good part of this year." No single sentence there reaches a threshold. This reader embeds
+the conversation's last `WINDOW` user messages as one text (all-MiniLM-L6-v2, the neutral reading) and a small MLP
+asks for a level. It was trained on every labelled item the project has read (about 15,000). In an offline check it
+was trained on dev..dev38 and run on top of the shipped system on dev39 + dev40 (600 items, read but not trained on).
+Recall of high+ went from 0.545 to 0.875 and of moderate+ from 0.610 to 0.869. It raised no look-alike there.
+
+Contract (the sentence readers', tested in tests/test_safety_message_reader.py):
+- it only RAISES the level; English only (the encoder is English-only);
+- it runs only where the semantic layer runs (`assess(..., semantic=False)` and $MENTALENS_SEMANTIC_RISK=0 turn it
+  off with the rest), and $MENTALENS_MESSAGE_READER=0 turns it off alone;
+- its cue names the message, the head's probability and its threshold;
+- if it cannot load, the other layers decide, one warning without user text is logged, and the failure is counted.
+
+The thresholds are chosen by grouped cross-validation on the tuning splits only, under two hard limits: the reader
+alone raises at most `max_benign_oof_rate` of the benign tuning items out of fold, and no GoEmotions dev comment.
+The artefact holds weights and thresholds, never a training text. `mentalens train risk-message` rebuilds it
+deterministically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from mentalens.errors import DataError
+from mentalens.safety.learned import (
+    HEADS,
+    OFF,
+    CachedEncoder,
+    LearnedBuildConfig,
+    LearnedRiskModel,
+    _fit,
+    english,
+    read,
+)
+from mentalens.safety.types import Cue, RiskLevel
+
+log = logging.getLogger("mentalens.safety.message_reader")
+
+ARTEFACT = "message_risk.json.gz"
+WINDOW = 4  # user messages read together: the labelled conversations have at most four
+# every split of bench/data/safety_eval.jsonl read by round 28 (all but the held-out test/challenge* splits)
+TUNE_SPLITS: tuple[str, ...] = (
+    "dev", "dev2", "dev3", "dev4", "dev5", "dev6", "dev7", "dev8", "dev9", "dev10", "train1", "train2", "train3",
+    "train4", "train5", "train6", "train7", *(f"dev{k}" for k in range(11, 43)))
+_GRID = tuple(round(1 / (1 + 2.718281828459045 ** (-0.5 * i)), 6) for i in range(25))
+
+
+@dataclasses.dataclass
+class MessageReaderConfig:
+    """Choices of `build_message_reader` (fixed, so the artefact rebuilds the same way)."""
+
+    tune_splits: tuple[str, ...] = TUNE_SPLITS
+    # splits kept unseen for validating a choice: as the held-out splits, their near-duplicates leave training
+    validation_splits: tuple[str, ...] = ()
+    hidden: int = 256
+    alpha: float = 1e-3
+    epochs: int = 40
+    folds: int = 5
+    everyday_train: int = 8000  # GoEmotions train comments as everyday negatives
+    everyday_weight: float = 0.5  # their total weight relative to the labelled items'
+    # benign tuning items the reader alone raises out of fold. 0.2%, not the sentence readers' 0.5%: round 28's
+    # reader was dropped for one look-alike more on 220 fresh ones, and 0.5% of them is one
+    max_benign_oof_rate: float = 0.002
+    max_everyday_rate: float = 0.0  # GoEmotions dev comments raised: none
+    everyday_dev: int = 0  # GoEmotions dev comments checked against that limit (0: all 5,426; fewer for tests)
+    reading: str = "neutral"  # gender, names, dialect forms and digits folded (the bias audit's finding)
+    gate: str = "sentences"  # what a raise must also pass (MESSAGE_GATES)
+    near_duplicate: float = 0.9  # a training item this close to a held-out or validation item is dropped
+    grid: tuple[float, ...] = _GRID
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        """Names are checked here, before minutes of embedding: a typo fails at once, in one line."""
+        from mentalens.errors import UnknownNameError
+
+        if self.gate not in MESSAGE_GATES:
+            raise UnknownNameError("message reader gate", self.gate, MESSAGE_GATES)
+        if self.reading not in ("plain", "neutral"):
+            raise UnknownNameError("reading", self.reading, ("plain", "neutral"))
+
+
+def message_text(user_texts: Sequence[str]) -> str:
+    """What the reader reads: the last WINDOW non-empty user messages, one per line."""
+    return "\n".join(t.strip() for t in [t for t in user_texts if t and t.strip()][-WINDOW:])
+
+
+# What a raise must also pass (`window_gate`), by the name the artefact records:
+# - "sentences": the window has two sentences or more (a single sentence is the sentence readers' job, and alone the
+#   message reader read "I'm sitting on the edge of the bed" as imminent), and the rules discounted nothing in it (a
+#   cue they read as past, negated, quoted, hypothetical, a figure of speech or an ordinary use: "I used to want to
+#   kill myself but I'm doing well now" is theirs);
+# - "prototype": as the sentence readers' gate, on a sentence of the window the rules do not hold;
+# - "none": the reader alone.
+MESSAGE_GATES = ("sentences", "prototype", "none")
+
+
+def window_gate(user_texts: Sequence[str], left: Sequence[Cue], reading: str, kind: str, encoder: Any,
+                bank: Any) -> bool:
+    """Whether the window passes the gate `kind` (MESSAGE_GATES); `left`: the rule cues whose sentences the rules
+    hold (`semantic.split_left_to_rules`, released context phrases included)."""
+    from mentalens.safety.semantic import _discounted, learned_gate, message_units, sentence_units
+
+    idx = [i for i, t in enumerate(user_texts) if t and t.strip()][-WINDOW:]
+    if not idx or kind == "none":
+        return bool(idx)
+    if kind == "sentences":
+        understood = any(c.weight == 0 and c.construct != "stressor" and c.message_index >= idx[0] for c in left)
+        return not understood and sum(len(sentence_units(user_texts[i])) for i in idx) >= 2
+    units = [(i, s, e) for i, s, e in message_units(user_texts) if i >= idx[0] and not _discounted((i, s, e), left)]
+    units = [user_texts[i][s:e] for i, s, e in units if english(user_texts[i][s:e])]
+    if not units:
+        return False
+    vecs = encoder.encode([read(u, reading) for u in units])
+    return any(learned_gate(cos, benign, kind) for _b, cos, benign in bank.match(vecs))
+
+
+# ---------------------------------------------------------------------------------------------------- build
+def _fold(item_id: str, k: int, seed: int) -> int:
+    return int(hashlib.sha1(f"{seed}:{item_id}".encode()).hexdigest(), 16) % k
+
+
+def _levels(probs: Any, thr: Sequence[float]) -> Any:
+    """The rank each row asks for: the highest head at or above its threshold (0 when none)."""
+    import numpy as np
+
+    out = np.zeros(len(probs), dtype=int)
+    for k, head in enumerate(HEADS):
+        out = np.where(probs[:, k] >= thr[k], np.maximum(out, head.rank), out)
+    return out
+
+
+def score(levels: Any, gold: Any, benign: Any) -> dict[str, float]:
+    """Recall of high+ and moderate+ over the risk items and the benign raise rate, for levels asked."""
+    import numpy as np
+
+    def recall(r: int) -> float:
+        m = gold >= r
+        return float((levels[m] >= r).mean()) if m.any() else 0.0
+
+    return {"recall_high_plus": recall(RiskLevel.HIGH.rank), "recall_moderate_plus": recall(RiskLevel.MODERATE.rank),
+            "benign_raised": float((levels[benign] > 0).sum()),
+            "benign_raised_rate": float((levels[benign] > 0).mean()) if benign.any() else 0.0,
+            "over_triage": float(np.mean(levels[gold > 0] > np.maximum(gold[gold > 0], RiskLevel.HIGH.rank)))
+            if (gold > 0).any() else 0.0}
+
+
+def choose_thresholds(oof: Any, gold: Any, benign: Any, everyday: tuple[Any, Any],
+                      cfg: MessageReaderConfig, gate: tuple[Any, Any] | None = None,
+                      ) -> tuple[list[float], dict[str, float]]:
+    """Exhaustive search over the moderate/high/imminent heads (>= low stays off: raising none to low is the char
+    classifier's job) for the highest recall high+ + moderate+ within both false-alarm limits; ties go to fewer
+    benign raises, then to higher thresholds. Every head off if nothing fits. `everyday`: the GoEmotions dev
+    comments' probabilities and the rank the rules and the classifier give each (a raise is a level above it).
+    `gate`: whether each tuning item and each comment passes the run-time gate (a raise stands only where it does)."""
+    import itertools
+
+    import numpy as np
+
+    every_p, every_rank = everyday
+    if gate is not None:  # probabilities zeroed where the gate would stop the raise at run time
+        oof = np.where(np.asarray(gate[0])[:, None], oof, 0.0)
+        every_p = np.where(np.asarray(gate[1])[:, None], every_p, 0.0) if len(every_p) else every_p
+
+    best: tuple[Any, ...] | None = None
+    for t_mod, t_high, t_imm in itertools.product(cfg.grid, repeat=3):
+        thr = [OFF, t_mod, t_high, t_imm]
+        s = score(_levels(oof, thr), gold, benign)
+        every = float((_levels(every_p, thr) > every_rank).mean()) if len(every_p) else 0.0
+        if s["benign_raised_rate"] > cfg.max_benign_oof_rate or every > cfg.max_everyday_rate:
+            continue
+        key = (round(s["recall_high_plus"] + s["recall_moderate_plus"], 9), -s["benign_raised"], t_mod + t_high + t_imm)
+        if best is None or key > best[0]:
+            best = (key, thr, {**s, "everyday_raised_rate": every})
+    if best is None:
+        return [OFF] * 4, {**score(_levels(oof, [OFF] * 4), gold, benign), "everyday_raised_rate": 0.0}
+    return best[1], best[2]
+
+
+def _gate_at_run_time(user_texts: list[str], cfg: MessageReaderConfig, encoder: Any, bank: Any) -> bool:
+    """`window_gate` as `assess` applies it: after the rules and the classifier, with the cues they leave to
+    themselves."""
+    from mentalens.safety.assess import assess
+    from mentalens.safety.semantic import split_left_to_rules
+
+    a = assess(user_texts, semantic=False)
+    left, released = split_left_to_rules(a.cues, a.level)
+    return window_gate(user_texts, [*left, *released], cfg.reading, cfg.gate, encoder, bank)
+
+
+def build_message_reader(
+    eval_set: str | Path,
+    data_dir: str | Path | None = None,
+    *,
+    cfg: MessageReaderConfig | None = None,
+    encoder: Any = None,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[LearnedRiskModel, dict[str, Any]]:
+    """Embed the tuning items (English, last WINDOW user messages), drop those near a held-out or validation item,
+    add GoEmotions train comments as negatives, choose thresholds out of fold, fit on everything."""
+    import numpy as np
+    import sklearn
+
+    from mentalens.data import LeakageGuard, load_goemotions
+    from mentalens.paths import resolve_data_dir
+    from mentalens.safety.assess import assess
+    from mentalens.safety.learned import default_cache
+    from mentalens.safety.semantic import HELD_OUT_SPLITS, _eval_rows, _sha256, _user_texts, get_bank, is_lookalike
+    from mentalens.safety.sentence_encoder import MODEL_NAME, get_encoder
+
+    cfg = cfg or MessageReaderConfig()
+    say = progress or (lambda _m: None)
+    enc = encoder or CachedEncoder(get_encoder(), default_cache())
+    held_splits = set(HELD_OUT_SPLITS) | set(cfg.validation_splits)
+    if held_splits & set(cfg.tune_splits):
+        raise DataError(f"message reader: tuning splits {sorted(held_splits & set(cfg.tune_splits))} are held out or "
+                        "validation splits: remove them from tune_splits")
+    rows = _eval_rows(Path(eval_set))
+    rank = {lv.value: lv.rank for lv in RiskLevel}
+
+    def text_of(r: dict) -> str:
+        return read(message_text(_user_texts(r["messages"])), cfg.reading)
+
+    tune = [r for r in rows if r["split"] in cfg.tune_splits and english(message_text(_user_texts(r["messages"])))]
+    if not tune:
+        raise DataError(f"{eval_set}: no English item of the tuning splits {list(cfg.tune_splits)}: pass the "
+                        "labelled set")
+    held = [text_of(r) for r in rows if r["split"] in held_splits]
+    say(f"embedding {len(held)} held-out and validation items (only to drop near-duplicate training items)")
+    hv = enc.encode(held) if held else np.zeros((0, 384), np.float32)
+    say(f"embedding {len(tune)} tuning items")
+    tv = enc.encode([text_of(r) for r in tune])
+    near = np.zeros(len(tune), dtype=bool)
+    for s in range(0, len(tune), 2048):
+        if len(hv):
+            near[s:s + 2048] = (tv[s:s + 2048] @ hv.T).max(1) >= cfg.near_duplicate
+    tune = [r for r, n in zip(tune, near, strict=True) if not n]
+    x = tv[~near]
+    gold = np.array([rank[r["level"]] for r in tune])
+    benign = np.array([r["level"] == "none" and is_lookalike(r["category"]) for r in tune])
+
+    root = resolve_data_dir(data_dir)
+    guard = LeakageGuard.from_data_dir(root)
+    emo = sorted((r for r in load_goemotions(root, split="train") if r.text.strip()),
+                 key=lambda r: hashlib.sha1(("message" + r.id).encode()).hexdigest())[:cfg.everyday_train]
+    emo, leak = guard.filter(emo, text=lambda r: r.text, source="goemotions")
+    emo_texts = [read(r.text, cfg.reading) for r in emo if english(r.text)]
+    say(f"embedding {len(emo_texts)} everyday comments (GoEmotions train)")
+    ex = enc.encode(emo_texts)
+    dev = sorted((r for r in load_goemotions(root, split="dev") if r.text.strip()), key=lambda r: r.id)
+    dev = [r for r in dev[:cfg.everyday_dev or None] if english(r.text)]
+    say(f"rules on {len(dev)} GoEmotions dev comments")
+    # as for the sentence readers, a raise is a comment read above what the rules and the classifier say
+    dev_rank = np.array([assess(r.text, semantic=False).level.rank for r in dev])
+    dev_texts = [read(r.text, cfg.reading) for r in dev]
+    say(f"embedding {len(dev_texts)} GoEmotions dev comments (false-alarm check only)")
+    dv = enc.encode(dev_texts)
+    if hasattr(enc, "flush"):
+        enc.flush()
+
+    fit_cfg = LearnedBuildConfig(hidden=cfg.hidden, alpha=cfg.alpha, epochs=cfg.epochs, seed=cfg.seed)
+    every_w = cfg.everyday_weight * len(x) / max(len(ex), 1)
+
+    def fit(mask: Any) -> LearnedRiskModel:
+        xs = np.vstack([x[mask], ex])
+        ys = np.concatenate([gold[mask], np.zeros(len(ex), dtype=int)])
+        ws = np.concatenate([np.ones(int(mask.sum())), np.full(len(ex), every_w)])
+        return _fit(xs, ys, ws, fit_cfg)
+
+    folds = np.array([_fold(r["id"], cfg.folds, cfg.seed) for r in tune])
+    oof = np.zeros((len(tune), len(HEADS)))
+    for k in range(cfg.folds):
+        say(f"cross-validation: fold {k + 1} of {cfg.folds}")
+        oof[folds == k] = fit(folds != k).probabilities(x[folds == k])
+    say("fitting on every tuning item")
+    model = fit(np.ones(len(tune), dtype=bool))
+    bank = get_bank()
+    say(f"rules and the {cfg.gate} gate on every tuning item and GoEmotions dev comment")
+    # a raise stands only where the gate lets it through at run time: the thresholds are chosen under it
+    passes = (np.array([_gate_at_run_time(_user_texts(r["messages"]), cfg, enc, bank) for r in tune]),
+              np.array([_gate_at_run_time([r.text], cfg, enc, bank) for r in dev]))
+    if hasattr(enc, "flush"):
+        enc.flush()
+    say("choosing thresholds out of fold")
+    thr, oof_scores = choose_thresholds(oof, gold, benign, (model.probabilities(dv), dev_rank), cfg, passes)
+    model.thresholds = thr
+    in_p = model.probabilities(x)
+    in_sample = score(_levels(np.where(passes[0][:, None], in_p, 0.0), thr), gold, benign)
+    model.meta = {
+        "kind": "message", "encoder": MODEL_NAME, "features": "minilm", "reading": cfg.reading, "window": WINDOW,
+        "gate": cfg.gate,
+        "heads": [h.value for h in HEADS], "config": dataclasses.asdict(cfg),
+        "eval_set_sha256": _sha256(Path(eval_set)),
+        "tune_splits": list(cfg.tune_splits), "held_out_splits": list(HELD_OUT_SPLITS),
+        "validation_splits": list(cfg.validation_splits), "sklearn": sklearn.__version__,
+        "tuned_on": "tuning splits of the labelled set (out of fold) + GoEmotions dev comments; never test/challenge*",
+        "data": {"tuning_items": len(tune), "dropped_near_held_out": int(near.sum()), "everyday_train": len(ex),
+                 "leakage_dropped": leak.dropped, "everyday_dev": len(dev_texts)},
+        "out_of_fold_at_thresholds": {k: round(float(v), 4) for k, v in oof_scores.items()},
+        "in_sample_at_thresholds": {k: round(float(v), 4) for k, v in in_sample.items()},
+    }
+    return model, {"thresholds": thr, **model.meta}
+
+
+# ---------------------------------------------------------------------------------------------------- run time
+_LOCK = threading.Lock()
+_MODELS: dict[str, LearnedRiskModel | None] = {}
+
+
+def default_path() -> Path:
+    from mentalens.paths import package_resource
+
+    return package_resource("safety", ARTEFACT)
+
+
+def model_path() -> Path:
+    """$MENTALENS_MESSAGE_READER_MODEL, else the packaged artefact."""
+    env = os.environ.get("MENTALENS_MESSAGE_READER_MODEL")
+    return Path(env) if env else default_path()
+
+
+def enabled() -> bool:
+    """On unless $MENTALENS_MESSAGE_READER=0 (it also runs only where the semantic layer runs)."""
+    return os.environ.get("MENTALENS_MESSAGE_READER", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def get_reader() -> LearnedRiskModel | None:
+    """The reader at `model_path()`, loaded once per path; None when turned off or absent. A file that exists but
+    cannot be read raises ModelError (the caller's fail-safe path)."""
+    if not enabled():
+        return None
+    path = model_path()
+    key = str(path)
+    if key not in _MODELS:
+        with _LOCK:
+            if key not in _MODELS:
+                _MODELS[key] = LearnedRiskModel.load(path) if path.is_file() else None
+    return _MODELS[key]
+
+
+def reset() -> None:
+    with _LOCK:
+        _MODELS.clear()
+
+
+def message_cue(user_texts: Sequence[str], level: RiskLevel,
+                left: Sequence[Cue] = ()) -> tuple[RiskLevel, Cue] | None:
+    """The level the reader asks for and its cue, when that is above `level` and the gate lets it through (`left`:
+    the rule cues whose sentences are the rules'); else None. English text only."""
+    if level == RiskLevel.IMMINENT:
+        return None
+    reader = get_reader()
+    text = message_text(user_texts)
+    if reader is None or not text or not english(text):
+        return None
+    from mentalens.safety.semantic import get_bank
+    from mentalens.safety.sentence_encoder import get_encoder
+
+    probs = reader.probabilities(get_encoder().encode([read(text, reader.reading)]))
+    asked, p = reader.decide(probs)[0]
+    if asked <= level or not window_gate(user_texts, left, reader.reading, reader.gate, get_encoder(),
+                                                                 get_bank()):
+        return None
+    k = HEADS.index(asked)
+    last = max(i for i, t in enumerate(user_texts) if t and t.strip())
+    n = min(WINDOW, sum(1 for t in user_texts if t and t.strip()))
+    head = "imminent" if asked == RiskLevel.IMMINENT else f">= {asked.value}"
+    note = (f"message reader over the last {n} message{'s' if n > 1 else ''}: p({head}) {p:.2f} >= threshold "
+            f"{reader.thresholds[k]:.2f}")
+    msg = user_texts[last]
+    return asked, Cue(f"semantic.{asked.value}", msg, 0, len(msg), last, 1.0, note, f"learned-message:{asked.value}")

@@ -1,0 +1,139 @@
+"""The message-level risk reader (mentalens.safety.message_reader): built on real labelled splits, its thresholds keep
+their false-alarm limits, it only raises, it names itself in its cue, it leaves Spanish alone, and when it cannot
+load the other layers decide."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mentalens.errors import DataError
+from mentalens.safety import RiskLevel, assess
+from mentalens.safety import message_reader as mr
+from mentalens.safety import semantic as sem
+
+EVAL = Path(__file__).resolve().parents[1] / "bench" / "data" / "safety_eval.jsonl"
+SPLITS = ("dev3", "dev4", "dev5", "dev6", "dev7", "dev8", "train1", "train2", "train3")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, data_dir) -> tuple[Path, dict]:
+    """A reader built on nine read splits (about 3,000 items), checked against 1,500 GoEmotions dev comments."""
+    # a looser benign limit than the shipped 0.2%: these tests exercise what a raise does, on few items
+    cfg = mr.MessageReaderConfig(tune_splits=SPLITS, everyday_train=1500, everyday_dev=1500, epochs=30,
+                                 max_benign_oof_rate=0.01)
+    model, report = mr.build_message_reader(EVAL, data_dir, cfg=cfg)
+    path = model.save(tmp_path_factory.mktemp("message") / "reader.json.gz")
+    return path, report
+
+
+@pytest.fixture()
+def installed(built, monkeypatch) -> Path:
+    monkeypatch.setenv("MENTALENS_MESSAGE_READER_MODEL", str(built[0]))
+    monkeypatch.delenv("MENTALENS_MESSAGE_READER", raising=False)
+    mr.reset()
+    yield built[0]
+    mr.reset()
+
+
+def _rows(splits: tuple[str, ...]) -> list[dict]:
+    return [r for r in map(json.loads, EVAL.read_text(encoding="utf-8").splitlines()) if r["split"] in splits]
+
+
+def test_window_reads_the_last_four_non_empty_messages() -> None:
+    msgs = ["one", "", "two", "three", "  ", "four", "five"]
+    assert mr.message_text(msgs) == "two\nthree\nfour\nfive"
+    assert mr.message_text(["  only  "]) == "only" and mr.message_text([]) == ""
+
+
+def test_thresholds_keep_the_false_alarm_limits_out_of_fold(built) -> None:
+    path, report = built
+    oof, cfg = report["out_of_fold_at_thresholds"], report["config"]
+    assert report["thresholds"][0] == mr.OFF  # >= low stays the char classifier's
+    assert oof["benign_raised_rate"] <= cfg["max_benign_oof_rate"]
+    assert oof["everyday_raised_rate"] <= cfg["max_everyday_rate"] == 0.0
+    # it learned something: out of fold it finds some of the risk items on its own
+    assert oof["recall_moderate_plus"] > 0 and report["data"]["tuning_items"] > 2000
+    assert report["data"]["everyday_dev"] > 1000 and set(report["tune_splits"]) == set(SPLITS)
+    assert not set(report["tune_splits"]) & set(sem.HELD_OUT_SPLITS)
+    # weights and thresholds only: no training text in the artefact
+    raw = gzip.decompress(path.read_bytes()).decode("utf-8")
+    sample = [r["messages"][0] for r in _rows(("dev3",))[:50] if isinstance(r["messages"][0], str)]
+    assert sample and not any(t[:40] in raw for t in sample)
+
+
+def test_choice_is_the_best_recall_within_the_limits() -> None:
+    # three items: a benign one the reader scores high, a moderate and a high one
+    gold = np.array([0, 2, 3])
+    benign = np.array([True, False, False])
+    oof = np.array([[0.0, 0.9, 0.9, 0.0], [0.0, 0.8, 0.1, 0.0], [0.0, 0.95, 0.95, 0.0]])
+    cfg = mr.MessageReaderConfig(grid=(0.5, 0.85, 0.92), max_benign_oof_rate=0.0)
+    thr, s = mr.choose_thresholds(oof, gold, benign, (np.zeros((0, 4)), np.zeros(0)), cfg)
+    assert thr[1] == 0.92 and thr[2] == 0.92 and s["benign_raised"] == 0 and s["recall_high_plus"] == 1.0
+    # an everyday comment the reader would raise at every threshold: every head off
+    every = np.array([[0.0, 1.0, 1.0, 1.0]])
+    thr, s = mr.choose_thresholds(oof, gold, benign, (every, np.zeros(1)), cfg)
+    assert thr == [mr.OFF] * 4 and s["recall_moderate_plus"] == 0.0
+    # ...unless the rules already read it imminent: the reader adds nothing there
+    thr, _ = mr.choose_thresholds(oof, gold, benign, (every, np.array([RiskLevel.IMMINENT.rank])), cfg)
+    assert thr[1] == 0.92
+
+
+def test_it_only_raises_and_names_itself(installed, monkeypatch) -> None:
+    rows = [r for r in _rows(SPLITS) if r["level"] in ("moderate", "high", "imminent")][:400]
+    raised = 0
+    for r in rows:
+        if raised >= 3:
+            break
+        with_reader = assess(r["messages"])
+        with_env = {c.rule for c in with_reader.cues}
+        monkeypatch.setenv("MENTALENS_MESSAGE_READER", "0")
+        without = assess(r["messages"])
+        monkeypatch.delenv("MENTALENS_MESSAGE_READER")
+        assert with_reader.level >= without.level
+        if with_reader.level > without.level:
+            raised += 1
+            mine = [c for c in with_reader.cues if (c.rule or "").startswith("learned-message:")]
+            assert mine and mine[0].rule == f"learned-message:{with_reader.level.value}"
+            assert "message reader" in mine[0].note and with_reader.semantic_level == with_reader.level
+        assert not any((c.rule or "").startswith("learned-message:") for c in without.cues)
+        assert with_env >= {c.rule for c in without.cues}
+    assert raised >= 1  # a reader trained on these splits lifts some of their under-triaged items
+
+
+def test_off_with_the_semantic_layer_and_for_spanish(installed) -> None:
+    text = "Pills are in my hand. Just wanted to say the people in this server were the only good part of this year."
+    assert not any((c.rule or "").startswith("learned-message:") for c in assess(text, semantic=False).cues)
+    spanish = "Tengo las pastillas en la mano. Solo quería decir que ustedes fueron lo único bueno de este año."
+    assert mr.message_cue([spanish], RiskLevel.NONE) is None
+    assert mr.message_cue([text], RiskLevel.IMMINENT) is None  # nothing left to raise
+
+
+def test_a_broken_reader_leaves_the_other_layers_in_charge(tmp_path, monkeypatch, caplog) -> None:
+    bad = tmp_path / "broken.json.gz"
+    bad.write_bytes(b"not a model")
+    text = "I want to kill myself. Nobody would even notice"
+    monkeypatch.setenv("MENTALENS_MESSAGE_READER", "0")
+    mr.reset()
+    expected = assess(text).level
+    monkeypatch.delenv("MENTALENS_MESSAGE_READER")
+    monkeypatch.setenv("MENTALENS_MESSAGE_READER_MODEL", str(bad))
+    mr.reset()
+    before = sem.status()["failures"]
+    with caplog.at_level(logging.WARNING):
+        a = assess(text)
+    mr.reset()
+    assert a.level == expected and expected >= RiskLevel.MODERATE
+    assert sem.status()["failures"] == before + 1
+    assert "message risk reader failed" in caplog.text and "notice" not in caplog.text
+
+
+def test_tuning_on_a_held_out_split_is_refused(data_dir) -> None:
+    cfg = mr.MessageReaderConfig(tune_splits=("dev", "test"))
+    with pytest.raises(DataError, match="held out"):
+        mr.build_message_reader(EVAL, data_dir, cfg=cfg)
