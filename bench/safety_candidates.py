@@ -13,7 +13,8 @@ candidates, by a rule written down before the validation split is read. This scr
 it builds every candidate (`learned.build_learned` with the given `LearnedBuildConfig` overrides, the
 validation split always kept out of training and its near-duplicates dropped), then assesses the split once
 with each candidate in place of the shipped reader, plus the shipped reader ("shipped") and the layer without
-a reader ("off"). Only tuning/validation splits (dev*) may be read here: the held-out splits (test,
+a sentence reader ("off"; the message reader, `mentalens.safety.message_reader`, runs in every row where one
+is packaged, and `--env NAME=MENTALENS_MESSAGE_READER_MODEL=PATH` tries another). Only tuning/validation splits (dev*) may be read here: the held-out splits (test,
 challenge*) are refused, so no candidate is ever chosen on them.
 Writes bench/results/safety_candidates.json (figures per candidate; the built artefacts go to --out-dir).
 """

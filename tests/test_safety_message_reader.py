@@ -137,3 +137,22 @@ def test_tuning_on_a_held_out_split_is_refused(data_dir) -> None:
     cfg = mr.MessageReaderConfig(tune_splits=("dev", "test"))
     with pytest.raises(DataError, match="held out"):
         mr.build_message_reader(EVAL, data_dir, cfg=cfg)
+
+
+def test_the_shipped_reader_was_tuned_on_read_splits_only_within_its_limits(monkeypatch) -> None:
+    """Round 29 of issue 7 (docs/safety.md): the packaged reader, trained on the 49 read splits with dev43/dev44 kept
+    out for its validation, thresholds within both limits, under the gate it runs with."""
+    monkeypatch.delenv("MENTALENS_MESSAGE_READER_MODEL", raising=False)
+    monkeypatch.delenv("MENTALENS_MESSAGE_READER", raising=False)
+    mr.reset()
+    reader = mr.get_reader()
+    assert reader is not None and mr.model_path() == mr.default_path()
+    meta = reader.meta
+    assert meta["kind"] == "message" and reader.gate == "sentences" == meta["config"]["gate"]
+    assert set(meta["tune_splits"]) == set(mr.TUNE_SPLITS) and reader.reading == "neutral"
+    assert {"dev43", "dev44"} <= set(meta["validation_splits"])
+    assert not set(meta["tune_splits"]) & (set(meta["validation_splits"]) | set(sem.HELD_OUT_SPLITS))
+    oof, cfg = meta["out_of_fold_at_thresholds"], meta["config"]
+    assert oof["benign_raised_rate"] <= cfg["max_benign_oof_rate"] == 0.002 and oof["everyday_raised_rate"] == 0
+    assert reader.thresholds[0] == mr.OFF and meta["in_sample_at_thresholds"]["benign_raised"] == 0
+    mr.reset()
