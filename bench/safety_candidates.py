@@ -6,7 +6,7 @@
     python bench/safety_candidates.py --split dev9 --load AC=SHIPPED.json.gz:DIR/C.json.gz   # a union of readers
     python bench/safety_candidates.py --split dev11,dev12 --bank K=DIR/bank.json.gz   # a prototype bank (pooled)
     python bench/safety_candidates.py --split dev13,dev14 --env R=MENTALENS_CONTEXT_RELEASE=1   # a run-time switch
-    python bench/safety_candidates.py --split dev43,dev44 --env M=MENTALENS_MESSAGE_READER_MODEL=DIR/M.json.gz  # message reader
+    python bench/safety_candidates.py --split dev43,dev44 --env M=MENTALENS_MESSAGE_READER_MODEL=M.json.gz   # messages
 
 Why: each round of issue 7 chooses the learned sentence reader (`mentalens.safety.learned`) among a few
 candidates, by a rule written down before the validation split is read. This script makes that one command:
@@ -14,7 +14,8 @@ it builds every candidate (`learned.build_learned` with the given `LearnedBuildC
 validation split always kept out of training and its near-duplicates dropped), then assesses the split once
 with each candidate in place of the shipped reader, plus the shipped reader ("shipped") and the layer without
 a sentence reader ("off"; the message reader, `mentalens.safety.message_reader`, runs in every row where one
-is packaged, and `--env NAME=MENTALENS_MESSAGE_READER_MODEL=PATH` tries another). Only tuning/validation splits (dev*) may be read here: the held-out splits (test,
+is packaged, and `--env NAME=MENTALENS_MESSAGE_READER_MODEL=PATH` tries another). Only tuning/validation splits
+(dev*) may be read here: the held-out splits (test,
 challenge*) are refused, so no candidate is ever chosen on them.
 Writes bench/results/safety_candidates.json (figures per candidate; the built artefacts go to --out-dir).
 """
