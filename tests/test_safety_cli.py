@@ -75,6 +75,17 @@ def test_train_risk_learned_settings_are_checked_before_any_work(cli, tmp_path) 
     assert not out.exists()
 
 
+def test_train_risk_message_settings_are_checked_before_any_work(cli, tmp_path) -> None:
+    out = tmp_path / "reader.json.gz"
+    code, _, err = cli("train", "risk-message", "--set", "gate=sentence", "--out", str(out))
+    assert code == 2 and "unknown message reader gate 'sentence'" in err and "sentences" in err
+    code, _, err = cli("train", "risk-message", "--set", "tune_splits=dev,test", "--out", str(out))
+    assert code != 0 and "held out" in err
+    code, _, err = cli("train", "risk-message", "--set", "epochs=5")  # would overwrite the shipped reader
+    assert code == 2 and "--out" in err
+    assert not out.exists()
+
+
 def test_train_risk_semantic_settings_are_checked_before_any_work(cli, tmp_path) -> None:
     out = tmp_path / "bank.json.gz"
     code, _, err = cli("train", "risk-semantic", "--set", "langauge_tune_splits=dev9", "--out", str(out))

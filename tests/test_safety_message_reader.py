@@ -133,10 +133,11 @@ def test_a_broken_reader_leaves_the_other_layers_in_charge(tmp_path, monkeypatch
     assert "message risk reader failed" in caplog.text and "notice" not in caplog.text
 
 
-def test_tuning_on_a_held_out_split_is_refused(data_dir) -> None:
-    cfg = mr.MessageReaderConfig(tune_splits=("dev", "test"))
+def test_tuning_on_a_held_out_or_validation_split_is_refused() -> None:
     with pytest.raises(DataError, match="held out"):
-        mr.build_message_reader(EVAL, data_dir, cfg=cfg)
+        mr.MessageReaderConfig(tune_splits=("dev", "test"))
+    with pytest.raises(DataError, match="validation"):
+        mr.MessageReaderConfig(tune_splits=("dev", "dev2"), validation_splits=("dev2",))
 
 
 def test_the_shipped_reader_was_tuned_on_read_splits_only_within_its_limits(monkeypatch) -> None:

@@ -265,6 +265,29 @@ def train_risk_semantic(
                       f"per language {report['language_thresholds'] or 'none'} (chosen on the whole system)")
 
 
+def _train_reader(name: str, config_cls: Any, builder: Any, default: Path, env: str, set_: list[str] | None,
+                  out: Path | None, eval_set: Path | None, data: Path | None, as_json: bool,
+                  trained_on: Any) -> None:
+    """Shared by the two learned readers' builders: overrides, the --out rule, build, and a one-line summary."""
+    import functools
+
+    from mentalens.config import load_config
+
+    cfg = load_config(config_cls, None, list(set_ or []))
+    if set_ and out is None:
+        raise typer.BadParameter(f"a model built with --set is not the shipped one: pass --out PATH (then {env}=PATH "
+                                 "uses it)", param_hint="--out")
+    path, report = _build_safety_artefact(name, functools.partial(builder, cfg=cfg), out or default, eval_set, data)
+    if as_json:
+        print_json(report)
+        return
+    oof = report["out_of_fold_at_thresholds"]
+    console.print(f"{name} written to {path} ({path.stat().st_size / 1024:.0f} KB): thresholds {report['thresholds']} "
+                  f"(low, moderate, high, imminent; chosen out of fold on {trained_on(report)}); out of fold: recall "
+                  f"high+ {oof['recall_high_plus']:.3f}, moderate+ {oof['recall_moderate_plus']:.3f}, benign raised "
+                  f"{oof['benign_raised_rate']:.4f}, GoEmotions dev raised {oof['everyday_raised_rate']:.4f}")
+
+
 @train_app.command("risk-message")
 def train_risk_message(
     eval_set: Path = typer.Option(None, "--eval-set", help="The labelled safety set (default: "
@@ -278,28 +301,12 @@ def train_risk_message(
     as_json: bool = typer.Option(False, "--json", help="Print the build report as JSON."),
 ) -> None:
     """Build the message-level risk reader (the last few user messages as one text; thresholds out of fold)."""
-    import functools
+    from mentalens.safety import message_reader as mr
 
-    from mentalens.config import load_config
-    from mentalens.safety import message_reader
-
-    cfg = load_config(message_reader.MessageReaderConfig, None, list(set_ or []))
-    if set_ and out is None:
-        raise typer.BadParameter("a model built with --set is not the shipped one: pass --out PATH (then "
-                                 "MENTALENS_MESSAGE_READER_MODEL=PATH uses it)", param_hint="--out")
-    path, report = _build_safety_artefact("message risk reader",
-                                          functools.partial(message_reader.build_message_reader, cfg=cfg),
-                                          out or message_reader.default_path(), eval_set, data)
-    message_reader.reset()
-    if as_json:
-        print_json(report)
-    else:
-        oof = report["out_of_fold_at_thresholds"]
-        console.print(f"message risk reader written to {path} ({path.stat().st_size / 1024:.0f} KB): thresholds "
-                      f"{report['thresholds']} (low, moderate, high, imminent; chosen out of fold on "
-                      f"{report['data']['tuning_items']} items); out of fold, alone: recall high+ "
-                      f"{oof['recall_high_plus']:.3f}, moderate+ {oof['recall_moderate_plus']:.3f}, benign raised "
-                      f"{oof['benign_raised_rate']:.4f}, GoEmotions dev raised {oof['everyday_raised_rate']:.4f}")
+    _train_reader("message risk reader", mr.MessageReaderConfig, mr.build_message_reader, mr.default_path(),
+                  "MENTALENS_MESSAGE_READER_MODEL", set_, out, eval_set, data, as_json,
+                  lambda r: f"{r['data']['tuning_items']} items; the reader alone, under its gate")
+    mr.reset()
 
 
 @train_app.command("risk-learned")
@@ -315,23 +322,10 @@ def train_risk_learned(
     as_json: bool = typer.Option(False, "--json", help="Print the build report as JSON."),
 ) -> None:
     """Build the semantic layer's learned sentence classifier (deterministic; thresholds chosen out of fold)."""
-    import functools
-
-    from mentalens.config import load_config
     from mentalens.safety import learned
 
-    cfg = load_config(learned.LearnedBuildConfig, None, list(set_ or []))
-    if set_ and out is None:
-        raise typer.BadParameter("a model built with --set is not the shipped one: pass --out PATH (then "
-                                 "MENTALENS_LEARNED_RISK_MODEL=PATH uses it)", param_hint="--out")
-    path, report = _build_safety_artefact("learned risk classifier", functools.partial(learned.build_learned, cfg=cfg),
-                                          out or learned.default_path(), eval_set, data)  # fmt: skip
-    if as_json:
-        print_json(report)
-    else:
-        oof = report["out_of_fold_at_thresholds"]
-        console.print(f"learned risk classifier written to {path} ({path.stat().st_size / 1024:.0f} KB): thresholds "
-                      f"{report['thresholds']} (low, moderate, high, imminent; chosen out of fold on "
-                      f"{', '.join(report['tune_splits'])}); out of fold: recall high+ {oof['recall_high_plus']:.3f}, "
-                      f"moderate+ {oof['recall_moderate_plus']:.3f}, benign raised {oof['benign_raised_rate']:.3f}, "
-                      f"GoEmotions dev raised {oof['everyday_raised_rate']:.4f}")
+    _train_reader("learned risk classifier", learned.LearnedBuildConfig, learned.build_learned, learned.default_path(),
+                  "MENTALENS_LEARNED_RISK_MODEL", set_, out, eval_set, data, as_json,
+                  lambda r: ", ".join(r["tune_splits"]))
+
+

@@ -89,6 +89,12 @@ class MessageReaderConfig:
             raise UnknownNameError("message reader gate", self.gate, MESSAGE_GATES)
         if self.reading not in ("plain", "neutral"):
             raise UnknownNameError("reading", self.reading, ("plain", "neutral"))
+        from mentalens.safety.semantic import HELD_OUT_SPLITS
+
+        held = (set(HELD_OUT_SPLITS) | set(self.validation_splits)) & set(self.tune_splits)
+        if held:
+            raise DataError(f"message reader: tuning splits {sorted(held)} are held out or validation splits: remove "
+                            "them from tune_splits")
 
 
 def message_text(user_texts: Sequence[str]) -> str:
@@ -223,9 +229,6 @@ def build_message_reader(
     say = progress or (lambda _m: None)
     enc = encoder or CachedEncoder(get_encoder(), default_cache())
     held_splits = set(HELD_OUT_SPLITS) | set(cfg.validation_splits)
-    if held_splits & set(cfg.tune_splits):
-        raise DataError(f"message reader: tuning splits {sorted(held_splits & set(cfg.tune_splits))} are held out or "
-                        "validation splits: remove them from tune_splits")
     rows = _eval_rows(Path(eval_set))
     rank = {lv.value: lv.rank for lv in RiskLevel}
 
