@@ -195,14 +195,12 @@ def choose_thresholds(oof: Any, gold: Any, benign: Any, everyday: tuple[Any, Any
     return best[1], best[2]
 
 
-def _gate_at_run_time(user_texts: list[str], cfg: MessageReaderConfig, encoder: Any, bank: Any) -> bool:
-    """`window_gate` as `assess` applies it: after the rules and the classifier, with the cues they leave to
-    themselves."""
-    from mentalens.safety.assess import assess
+def _gate_at_run_time(user_texts: list[str], rules: Any, cfg: MessageReaderConfig, encoder: Any, bank: Any) -> bool:
+    """`window_gate` as `assess` applies it: after the rules and the classifier (`rules`: their assessment of
+    `user_texts`, semantic layer off), with the cues they leave to themselves."""
     from mentalens.safety.semantic import split_left_to_rules
 
-    a = assess(user_texts, semantic=False)
-    left, released = split_left_to_rules(a.cues, a.level)
+    left, released = split_left_to_rules(rules.cues, rules.level)
     return window_gate(user_texts, [*left, *released], cfg.reading, cfg.gate, encoder, bank)
 
 
@@ -266,7 +264,8 @@ def build_message_reader(
     dev = [r for r in dev[:cfg.everyday_dev or None] if english(r.text)]
     say(f"rules on {len(dev)} GoEmotions dev comments")
     # as for the sentence readers, a raise is a comment read above what the rules and the classifier say
-    dev_rank = np.array([assess(r.text, semantic=False).level.rank for r in dev])
+    dev_rules = [assess(r.text, semantic=False) for r in dev]  # once: the rank here, the gate below
+    dev_rank = np.array([a.level.rank for a in dev_rules])
     dev_texts = [read(r.text, cfg.reading) for r in dev]
     say(f"embedding {len(dev_texts)} GoEmotions dev comments (false-alarm check only)")
     dv = enc.encode(dev_texts)
@@ -292,8 +291,9 @@ def build_message_reader(
     bank = get_bank()
     say(f"rules and the {cfg.gate} gate on every tuning item and GoEmotions dev comment")
     # a raise stands only where the gate lets it through at run time: the thresholds are chosen under it
-    passes = (np.array([_gate_at_run_time(_user_texts(r["messages"]), cfg, enc, bank) for r in tune]),
-              np.array([_gate_at_run_time([r.text], cfg, enc, bank) for r in dev]))
+    passes = (np.array([_gate_at_run_time(texts, assess(texts, semantic=False), cfg, enc, bank)
+                        for texts in (_user_texts(r["messages"]) for r in tune)]),
+              np.array([_gate_at_run_time([r.text], a, cfg, enc, bank) for r, a in zip(dev, dev_rules, strict=True)]))
     if hasattr(enc, "flush"):
         enc.flush()
     say("choosing thresholds out of fold")
