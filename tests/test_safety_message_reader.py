@@ -84,6 +84,43 @@ def test_choice_is_the_best_recall_within_the_limits() -> None:
     assert thr[1] == 0.92
 
 
+def test_system_objective_spends_the_thresholds_on_what_the_rules_miss() -> None:
+    # one of the two benign items may be raised; catching the moderate item costs one, catching the high item the
+    # other. The rules already read the high item high.
+    gold = np.array([0, 0, 2, 3])
+    benign = np.array([True, True, False, False])
+    oof = np.array([[0.0, 0.9, 0.0, 0.0], [0.0, 0.0, 0.9, 0.0], [0.0, 0.88, 0.0, 0.0], [0.0, 0.0, 0.88, 0.0]])
+    base = np.array([0, 0, 0, RiskLevel.HIGH.rank])
+    none = (np.zeros((0, 4)), np.zeros(0))
+    loose = dict(grid=(0.5, 0.85, 0.92), max_benign_oof_rate=0.5)
+    # on its own, the reader spends its one benign raise on the high item, which the rules had anyway
+    thr, s = mr.choose_thresholds(oof, gold, benign, none, mr.MessageReaderConfig(**loose))
+    assert thr[1:3] == [0.92, 0.85] and s["recall_high_plus"] == 1.0 and s["recall_moderate_plus"] == 0.5
+    # for the system, the moderate item is the only gain there is
+    system = mr.MessageReaderConfig(objective="system", **loose)
+    thr, s = mr.choose_thresholds(oof, gold, benign, none, system, base=base)
+    assert thr[1:3] == [0.85, 0.92] and s["recall_moderate_plus"] == 1.0 and s["recall_high_plus"] == 1.0
+    assert s["benign_raised"] == 1
+    # a benign item counts as raised only above what the rules gave it
+    thr, s = mr.choose_thresholds(oof, gold, benign, none, system, base=np.array([RiskLevel.MODERATE.rank, 0, 0, 3]))
+    assert thr[1:3] == [0.85, 0.92] and s["benign_raised"] == 0 and s["recall_moderate_plus"] == 1.0
+    with pytest.raises(ValueError, match="base"):
+        mr.choose_thresholds(oof, gold, benign, none, system)
+
+
+def test_logit_grid_reaches_near_one_and_bad_settings_fail_in_one_line() -> None:
+    coarse, fine = mr.logit_grid(0.5), mr.logit_grid(0.25)
+    assert coarse[0] == 0.5 and set(coarse) <= set(fine) and len(fine) == 2 * len(coarse) - 1
+    assert fine[-1] > 0.99999 and all(a < b for a, b in zip(fine, fine[1:], strict=False))
+    assert mr.MessageReaderConfig().thresholds_grid() == coarse
+    with pytest.raises(DataError, match="threshold_step"):
+        mr.MessageReaderConfig(threshold_step=0)
+    from mentalens.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="objective"):
+        mr.MessageReaderConfig(objective="best")
+
+
 def test_it_only_raises_and_names_itself(installed, monkeypatch) -> None:
     rows = [r for r in _rows(SPLITS) if r["level"] in ("moderate", "high", "imminent")][:400]
     raised = 0

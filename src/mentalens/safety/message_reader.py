@@ -55,7 +55,20 @@ WINDOW = 4  # user messages read together: the labelled conversations have at mo
 TUNE_SPLITS: tuple[str, ...] = (
     "dev", "dev2", "dev3", "dev4", "dev5", "dev6", "dev7", "dev8", "dev9", "dev10", "train1", "train2", "train3",
     "train4", "train5", "train6", "train7", *(f"dev{k}" for k in range(11, 43)))
-_GRID = tuple(round(1 / (1 + 2.718281828459045 ** (-0.5 * i)), 6) for i in range(25))
+
+
+def logit_grid(step: float, top: float = 12.0) -> tuple[float, ...]:
+    """Thresholds evenly spaced in logit, sigmoid(0) to sigmoid(top): the heads' probabilities crowd near 1, where an
+    even grid in probability would have no room."""
+    return tuple(round(1 / (1 + 2.718281828459045 ** (-step * i)), 6) for i in range(int(round(top / step)) + 1))
+
+
+# what the thresholds are chosen to serve (`choose_thresholds`):
+# - "reader": the reader's own levels (round 29);
+# - "system": the level the rules and the classifier give each tuning item, raised by the reader: recall is counted
+#   on that, and a benign item counts as raised where the reader asks for more than the rules. The thresholds then
+#   go to what the rules miss, not to what they already catch.
+OBJECTIVES = ("reader", "system")
 
 
 @dataclasses.dataclass
@@ -79,7 +92,9 @@ class MessageReaderConfig:
     reading: str = "neutral"  # gender, names, dialect forms and digits folded (the bias audit's finding)
     gate: str = "sentences"  # what a raise must also pass (MESSAGE_GATES)
     near_duplicate: float = 0.9  # a training item this close to a held-out or validation item is dropped
-    grid: tuple[float, ...] = _GRID
+    threshold_step: float = 0.5  # logit step of the threshold grid (`logit_grid`)
+    grid: tuple[float, ...] = ()  # an explicit threshold grid instead (tests); empty: `logit_grid(threshold_step)`
+    objective: str = "reader"  # OBJECTIVES
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -88,6 +103,10 @@ class MessageReaderConfig:
 
         if self.gate not in MESSAGE_GATES:
             raise UnknownNameError("message reader gate", self.gate, MESSAGE_GATES)
+        if self.objective not in OBJECTIVES:
+            raise UnknownNameError("message reader objective", self.objective, OBJECTIVES)
+        if not self.grid and not 0 < self.threshold_step <= 12:
+            raise DataError(f"message reader: threshold_step {self.threshold_step} is outside (0, 12]: use e.g. 0.25")
         if self.reading not in ("plain", "neutral"):
             raise UnknownNameError("reading", self.reading, ("plain", "neutral"))
         from mentalens.safety.semantic import HELD_OUT_SPLITS
@@ -96,6 +115,9 @@ class MessageReaderConfig:
         if held:
             raise DataError(f"message reader: tuning splits {sorted(held)} are held out or validation splits: remove "
                             "them from tune_splits")
+
+    def thresholds_grid(self) -> tuple[float, ...]:
+        return self.grid or logit_grid(self.threshold_step)
 
 
 def message_text(user_texts: Sequence[str]) -> str:
@@ -148,29 +170,33 @@ def _levels(probs: Any, thr: Sequence[float]) -> Any:
     return out
 
 
-def score(levels: Any, gold: Any, benign: Any) -> dict[str, float]:
-    """Recall of high+ and moderate+ over the risk items and the benign raise rate, for levels asked."""
+def score(levels: Any, gold: Any, benign: Any, base: Any = None) -> dict[str, float]:
+    """Recall of high+ and moderate+ over the risk items and the benign raise rate, for levels asked; with `base`
+    (the level each item had before the reader, `levels` at or above it), raised means above it."""
     import numpy as np
+
+    raised = levels > (0 if base is None else base)
 
     def recall(r: int) -> float:
         m = gold >= r
         return float((levels[m] >= r).mean()) if m.any() else 0.0
 
     return {"recall_high_plus": recall(RiskLevel.HIGH.rank), "recall_moderate_plus": recall(RiskLevel.MODERATE.rank),
-            "benign_raised": float((levels[benign] > 0).sum()),
-            "benign_raised_rate": float((levels[benign] > 0).mean()) if benign.any() else 0.0,
+            "benign_raised": float(raised[benign].sum()),
+            "benign_raised_rate": float(raised[benign].mean()) if benign.any() else 0.0,
             "over_triage": float(np.mean(levels[gold > 0] > np.maximum(gold[gold > 0], RiskLevel.HIGH.rank)))
             if (gold > 0).any() else 0.0}
 
 
 def choose_thresholds(oof: Any, gold: Any, benign: Any, everyday: tuple[Any, Any],
-                      cfg: MessageReaderConfig, gate: tuple[Any, Any] | None = None,
+                      cfg: MessageReaderConfig, gate: tuple[Any, Any] | None = None, base: Any = None,
                       ) -> tuple[list[float], dict[str, float]]:
     """Exhaustive search over the moderate/high/imminent heads (>= low stays off: raising none to low is the char
     classifier's job) for the highest recall high+ + moderate+ within both false-alarm limits; ties go to fewer
     benign raises, then to higher thresholds. Every head off if nothing fits. `everyday`: the GoEmotions dev
     comments' probabilities and the rank the rules and the classifier give each (a raise is a level above it).
-    `gate`: whether each tuning item and each comment passes the run-time gate (a raise stands only where it does)."""
+    `gate`: whether each tuning item and each comment passes the run-time gate (a raise stands only where it does).
+    `base`: the rank the rules and the classifier give each tuning item; used under the "system" objective only."""
     import itertools
 
     import numpy as np
@@ -180,10 +206,18 @@ def choose_thresholds(oof: Any, gold: Any, benign: Any, everyday: tuple[Any, Any
         oof = np.where(np.asarray(gate[0])[:, None], oof, 0.0)
         every_p = np.where(np.asarray(gate[1])[:, None], every_p, 0.0) if len(every_p) else every_p
 
+    if cfg.objective == "system" and base is None:
+        raise ValueError("the system objective needs the rules' rank of each tuning item (base)")
+    base = np.asarray(base) if cfg.objective == "system" else None
+
+    def levels(thr: list[float]) -> Any:
+        own = _levels(oof, thr)
+        return own if base is None else np.maximum(own, base)
+
     best: tuple[Any, ...] | None = None
-    for t_mod, t_high, t_imm in itertools.product(cfg.grid, repeat=3):
+    for t_mod, t_high, t_imm in itertools.product(cfg.thresholds_grid(), repeat=3):
         thr = [OFF, t_mod, t_high, t_imm]
-        s = score(_levels(oof, thr), gold, benign)
+        s = score(levels(thr), gold, benign, base)
         every = float((_levels(every_p, thr) > every_rank).mean()) if len(every_p) else 0.0
         if s["benign_raised_rate"] > cfg.max_benign_oof_rate or every > cfg.max_everyday_rate:
             continue
@@ -191,7 +225,7 @@ def choose_thresholds(oof: Any, gold: Any, benign: Any, everyday: tuple[Any, Any
         if best is None or key > best[0]:
             best = (key, thr, {**s, "everyday_raised_rate": every})
     if best is None:
-        return [OFF] * 4, {**score(_levels(oof, [OFF] * 4), gold, benign), "everyday_raised_rate": 0.0}
+        return [OFF] * 4, {**score(levels([OFF] * 4), gold, benign, base), "everyday_raised_rate": 0.0}
     return best[1], best[2]
 
 
@@ -291,16 +325,21 @@ def build_message_reader(
     bank = get_bank()
     say(f"rules and the {cfg.gate} gate on every tuning item and GoEmotions dev comment")
     # a raise stands only where the gate lets it through at run time: the thresholds are chosen under it
-    passes = (np.array([_gate_at_run_time(texts, assess(texts, semantic=False), cfg, enc, bank)
-                        for texts in (_user_texts(r["messages"]) for r in tune)]),
+    tune_texts = [_user_texts(r["messages"]) for r in tune]
+    tune_rules = [assess(texts, semantic=False) for texts in tune_texts]  # once: the gate and the system objective
+    base = np.array([a.level.rank for a in tune_rules])
+    passes = (np.array([_gate_at_run_time(t, a, cfg, enc, bank) for t, a in zip(tune_texts, tune_rules, strict=True)]),
               np.array([_gate_at_run_time([r.text], a, cfg, enc, bank) for r, a in zip(dev, dev_rules, strict=True)]))
     if hasattr(enc, "flush"):
         enc.flush()
     say("choosing thresholds out of fold")
-    thr, oof_scores = choose_thresholds(oof, gold, benign, (model.probabilities(dv), dev_rank), cfg, passes)
+    thr, oof_scores = choose_thresholds(oof, gold, benign, (model.probabilities(dv), dev_rank), cfg, passes, base)
     model.thresholds = thr
     in_p = model.probabilities(x)
     in_sample = score(_levels(np.where(passes[0][:, None], in_p, 0.0), thr), gold, benign)
+    with_rules = {"rules_alone": score(base, gold, benign),  # what the reader adds (out of fold), whatever objective
+                  "rules_and_reader": score(np.maximum(base, _levels(np.where(passes[0][:, None], oof, 0.0), thr)),
+                                            gold, benign, base)}
     model.meta = {
         "kind": "message", "encoder": MODEL_NAME, "features": "minilm", "reading": cfg.reading, "window": WINDOW,
         "gate": cfg.gate,
@@ -313,6 +352,8 @@ def build_message_reader(
                  "leakage_dropped": leak.dropped, "everyday_dev": len(dev_texts)},
         "out_of_fold_at_thresholds": {k: round(float(v), 4) for k, v in oof_scores.items()},
         "in_sample_at_thresholds": {k: round(float(v), 4) for k, v in in_sample.items()},
+        "out_of_fold_with_rules": {name: {k: round(float(v), 4) for k, v in sc.items()}
+                                   for name, sc in with_rules.items()},
     }
     return model, {"thresholds": thr, **model.meta}
 
