@@ -112,7 +112,7 @@ def test_logit_grid_reaches_near_one_and_bad_settings_fail_in_one_line() -> None
     coarse, fine = mr.logit_grid(0.5), mr.logit_grid(0.25)
     assert coarse[0] == 0.5 and set(coarse) <= set(fine) and len(fine) == 2 * len(coarse) - 1
     assert fine[-1] > 0.99999 and all(a < b for a, b in zip(fine, fine[1:], strict=False))
-    assert mr.MessageReaderConfig().thresholds_grid() == coarse
+    assert mr.MessageReaderConfig(threshold_step=0.5).thresholds_grid() == coarse
     with pytest.raises(DataError, match="threshold_step"):
         mr.MessageReaderConfig(threshold_step=0)
     from mentalens.errors import UnknownNameError
@@ -178,7 +178,7 @@ def test_tuning_on_a_held_out_or_validation_split_is_refused() -> None:
 
 
 def test_the_shipped_reader_was_tuned_on_read_splits_only_within_its_limits(monkeypatch) -> None:
-    """Round 29 of issue 7 (docs/safety.md): the packaged reader, trained on the 49 read splits with dev43/dev44 kept
+    """Round 30 of issue 7 (docs/safety.md): the packaged reader, trained on the 51 read splits with dev45/dev46 kept
     out for its validation, thresholds within both limits, under the gate it runs with."""
     monkeypatch.delenv("MENTALENS_MESSAGE_READER_MODEL", raising=False)
     monkeypatch.delenv("MENTALENS_MESSAGE_READER", raising=False)
@@ -188,7 +188,8 @@ def test_the_shipped_reader_was_tuned_on_read_splits_only_within_its_limits(monk
     meta = reader.meta
     assert meta["kind"] == "message" and reader.gate == "sentences" == meta["config"]["gate"]
     assert set(meta["tune_splits"]) == set(mr.TUNE_SPLITS) and reader.reading == "neutral"
-    assert {"dev43", "dev44"} <= set(meta["validation_splits"])
+    assert {"dev45", "dev46"} <= set(meta["validation_splits"])
+    assert meta["config"]["threshold_step"] == mr.MessageReaderConfig().threshold_step
     assert not set(meta["tune_splits"]) & (set(meta["validation_splits"]) | set(sem.HELD_OUT_SPLITS))
     oof, cfg = meta["out_of_fold_at_thresholds"], meta["config"]
     assert oof["benign_raised_rate"] <= cfg["max_benign_oof_rate"] == 0.002 and oof["everyday_raised_rate"] == 0

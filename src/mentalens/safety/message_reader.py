@@ -51,10 +51,10 @@ log = logging.getLogger("mentalens.safety.message_reader")
 
 ARTEFACT = "message_risk.json.gz"
 WINDOW = 4  # user messages read together: the labelled conversations have at most four
-# every split of bench/data/safety_eval.jsonl read by round 28 (all but the held-out test/challenge* splits)
+# every split of bench/data/safety_eval.jsonl read by round 29 (all but the held-out test/challenge* splits)
 TUNE_SPLITS: tuple[str, ...] = (
     "dev", "dev2", "dev3", "dev4", "dev5", "dev6", "dev7", "dev8", "dev9", "dev10", "train1", "train2", "train3",
-    "train4", "train5", "train6", "train7", *(f"dev{k}" for k in range(11, 43)))
+    "train4", "train5", "train6", "train7", *(f"dev{k}" for k in range(11, 45)))
 
 
 def logit_grid(step: float, top: float = 12.0) -> tuple[float, ...]:
@@ -92,7 +92,7 @@ class MessageReaderConfig:
     reading: str = "neutral"  # gender, names, dialect forms and digits folded (the bias audit's finding)
     gate: str = "sentences"  # what a raise must also pass (MESSAGE_GATES)
     near_duplicate: float = 0.9  # a training item this close to a held-out or validation item is dropped
-    threshold_step: float = 0.5  # logit step of the threshold grid (`logit_grid`)
+    threshold_step: float = 0.25  # logit step of the threshold grid (`logit_grid`; round 29 had 0.5)
     grid: tuple[float, ...] = ()  # an explicit threshold grid instead (tests); empty: `logit_grid(threshold_step)`
     objective: str = "reader"  # OBJECTIVES
     seed: int = 0
