@@ -195,3 +195,22 @@ def test_the_shipped_reader_was_tuned_on_read_splits_only_within_its_limits(monk
     assert oof["benign_raised_rate"] <= cfg["max_benign_oof_rate"] == 0.002 and oof["everyday_raised_rate"] == 0
     assert reader.thresholds[0] == mr.OFF and meta["in_sample_at_thresholds"]["benign_raised"] == 0
     mr.reset()
+
+
+def test_a_seed_ensemble_is_one_mlp_whose_logit_is_the_members_mean() -> None:
+    from mentalens.errors import ModelError
+    from mentalens.safety.learned import LearnedRiskModel, fold_ensemble
+
+    rng = np.random.default_rng(0)
+    members = [LearnedRiskModel([rng.normal(size=(6, 5)), rng.normal(size=(5, 4))],
+                                [rng.normal(size=5), rng.normal(size=4)], [0.5] * 4) for _ in range(3)]
+    x = rng.normal(size=(7, 6))
+    folded = fold_ensemble(members)
+    assert folded.weights[0].shape == (6, 15) and folded.thresholds == [0.5] * 4
+    logit = np.mean([np.log(m.probabilities(x) / (1 - m.probabilities(x))) for m in members], axis=0)
+    assert np.allclose(folded.probabilities(x), 1 / (1 + np.exp(-logit)), atol=1e-5)
+    assert not np.allclose(folded.probabilities(x), members[0].probabilities(x), atol=1e-3)
+    with pytest.raises(ModelError, match="one-hidden-layer"):
+        fold_ensemble([LearnedRiskModel([rng.normal(size=(6, 4))], [rng.normal(size=4)], [0.5] * 4)])
+    with pytest.raises(DataError, match="ensemble"):
+        mr.MessageReaderConfig(ensemble=0)

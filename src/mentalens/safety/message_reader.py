@@ -40,6 +40,7 @@ from mentalens.safety.learned import (
     OFF,
     CachedEncoder,
     LearnedBuildConfig,
+    fold_ensemble,
     LearnedRiskModel,
     _fit,
     english,
@@ -81,6 +82,8 @@ class MessageReaderConfig:
     hidden: int = 256
     alpha: float = 1e-3
     epochs: int = 40
+    # MLPs from seeds seed, seed+1, ... whose logits are averaged (`learned.fold_ensemble`: still one MLP, wider)
+    ensemble: int = 1
     folds: int = 5
     everyday_train: int = 8000  # GoEmotions train comments as everyday negatives
     everyday_weight: float = 0.5  # their total weight relative to the labelled items'
@@ -103,6 +106,8 @@ class MessageReaderConfig:
 
         if self.gate not in MESSAGE_GATES:
             raise UnknownNameError("message reader gate", self.gate, MESSAGE_GATES)
+        if self.ensemble < 1:
+            raise DataError(f"message reader: ensemble {self.ensemble} must be 1 or more (the number of MLPs)")
         if self.objective not in OBJECTIVES:
             raise UnknownNameError("message reader objective", self.objective, OBJECTIVES)
         if not self.grid and not 0 < self.threshold_step <= 12:
@@ -313,7 +318,10 @@ def build_message_reader(
         xs = np.vstack([x[mask], ex])
         ys = np.concatenate([gold[mask], np.zeros(len(ex), dtype=int)])
         ws = np.concatenate([np.ones(int(mask.sum())), np.full(len(ex), every_w)])
-        return _fit(xs, ys, ws, fit_cfg)
+        if cfg.ensemble == 1:
+            return _fit(xs, ys, ws, fit_cfg)
+        return fold_ensemble([_fit(xs, ys, ws, dataclasses.replace(fit_cfg, seed=cfg.seed + j))
+                              for j in range(cfg.ensemble)])
 
     folds = np.array([_fold(r["id"], cfg.folds, cfg.seed) for r in tune])
     oof = np.zeros((len(tune), len(HEADS)))
