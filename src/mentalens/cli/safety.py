@@ -297,7 +297,7 @@ def train_risk_message(
                               "$MENTALENS_DATA)."),
     out: Path = typer.Option(None, "--out", help="Where to write the model (default: the packaged one)."),
     set_: list[str] = typer.Option(None, "--set", help="MessageReaderConfig override key=value, repeatable (e.g. "
-                                   "validation_splits=dev43,dev44)."),
+                                   "validation_splits=dev47,dev48 ensemble=5)."),
     as_json: bool = typer.Option(False, "--json", help="Print the build report as JSON."),
 ) -> None:
     """Build the message-level risk reader (the last few user messages as one text; thresholds out of fold)."""
