@@ -5,10 +5,13 @@ read only the sentences the rules left alone. Over 28 rounds about half of each 
 still under-triaged. Many of them say it across sentences: "Pills are in my hand. Just wanted to say the people in
 this server were the only good part of this year." No single sentence there reaches a threshold. This reader embeds
 the conversation's last `WINDOW` user messages as one text (all-MiniLM-L6-v2, the neutral reading) and a small MLP
-asks for a level. It was trained on every labelled item the project has read (about 14,000 English ones). At first sight
-on the blind pair dev43 + dev44 (round 29, docs/safety.md), the system went from 0.565 to 0.625 recall of high+ and
-from 0.631 to 0.731 of moderate+, with no look-alike added. On the held-out challenge3-5 splits it gained +0.04 to
-+0.10, again with no false alarm added.
+asks for a level: since round 31, five MLPs from consecutive seeds, folded into one whose logit is their mean. It is
+trained on every labelled item the project has read (about 15,000 English ones). At first sight, with no look-alike
+added (docs/safety.md):
+- round 29, one MLP, on the blind pair dev43 + dev44: recall of high+ 0.565 -> 0.625, of moderate+ 0.631 -> 0.731;
+  on the held-out challenge3-5 splits, +0.04 to +0.10;
+- round 31, the ensemble, on dev47 + dev48: high+ 0.640 -> 0.680 and moderate+ 0.731 -> 0.797, over round 30's
+  single MLP.
 
 Contract (the sentence readers', tested in tests/test_safety_message_reader.py):
 - it only RAISES the level; English only (the encoder is English-only);
