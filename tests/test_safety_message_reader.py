@@ -215,3 +215,40 @@ def test_a_seed_ensemble_is_one_mlp_whose_logit_is_the_members_mean() -> None:
         fold_ensemble([LearnedRiskModel([rng.normal(size=(6, 4))], [rng.normal(size=4)], [0.5] * 4)])
     with pytest.raises(DataError, match="ensemble"):
         mr.MessageReaderConfig(ensemble=0)
+
+
+def test_max_pooling_adds_each_dimension_s_strongest_sentence_to_the_window_vector() -> None:
+    from mentalens.errors import UnknownNameError
+    from mentalens.safety.learned import read
+    from mentalens.safety.sentence_encoder import get_encoder
+
+    enc = get_encoder()
+    windows = [["Long shift again, the usual.", "Anyway. The pills are counted out on the desk and I'm done."],
+               ["   "], ["ok"]]
+    wv = enc.encode([read(mr.message_text(w), "neutral") for w in windows])
+    assert np.array_equal(mr.window_features(wv, windows, "window", enc, "neutral"), wv)
+    x = mr.window_features(wv, windows, "window+max", enc, "neutral")
+    assert x.shape == (3, 2 * wv.shape[1]) and np.array_equal(x[:, :wv.shape[1]], wv)
+    sents = mr.window_sentences(windows[0])
+    assert len(sents) == 3 and sents[-1].startswith("The pills")
+    assert np.allclose(x[0, wv.shape[1]:], enc.encode([read(s, "neutral") for s in sents]).max(0))
+    assert np.array_equal(x[1, wv.shape[1]:], wv[1])  # no sentence: the window's own vector
+    with pytest.raises(UnknownNameError, match="pooling"):
+        mr.MessageReaderConfig(pooling="window+min")
+
+
+def test_an_artefact_with_an_unknown_pooling_leaves_the_other_layers_in_charge(built, tmp_path, monkeypatch) -> None:
+    from mentalens.errors import ModelError
+    from mentalens.safety.learned import LearnedRiskModel
+
+    model = LearnedRiskModel.load(built[0])
+    model.meta = {**model.meta, "pooling": "window+attention"}
+    path = model.save(tmp_path / "future.json.gz")
+    monkeypatch.setenv("MENTALENS_MESSAGE_READER_MODEL", str(path))
+    mr.reset()
+    before = sem.status()["failures"]
+    with pytest.raises(ModelError, match="unknown pooling 'window\\+attention'"):
+        mr.message_cue(["Long shift again.", "The pills are counted out on the desk and I'm done."], RiskLevel.NONE)
+    assess(["Long shift again.", "The pills are counted out on the desk and I'm done."])
+    assert sem.status()["failures"] == before + 1
+    mr.reset()

@@ -265,6 +265,16 @@ def train_risk_semantic(
                       f"per language {report['language_thresholds'] or 'none'} (chosen on the whole system)")
 
 
+# the options the two learned readers' builders share (each has its own --set: its config class)
+_READER_EVAL_SET = typer.Option(None, "--eval-set", help="The labelled safety set (default: "
+                                "bench/data/safety_eval.jsonl of the source tree); only the reader's tuning splits "
+                                "(its config's tune_splits) train and tune.")
+_READER_DATA = typer.Option(None, "--data", help="The mentalens data folder (GoEmotions train/dev; default "
+                            "$MENTALENS_DATA).")
+_READER_OUT = typer.Option(None, "--out", help="Where to write the model (default: the packaged one).")
+_READER_JSON = typer.Option(False, "--json", help="Print the build report as JSON.")
+
+
 def _train_reader(name: str, config_cls: Any, builder: Any, default: Path, env: str, set_: list[str] | None,
                   out: Path | None, eval_set: Path | None, data: Path | None, as_json: bool,
                   trained_on: Any) -> None:
@@ -290,15 +300,12 @@ def _train_reader(name: str, config_cls: Any, builder: Any, default: Path, env: 
 
 @train_app.command("risk-message")
 def train_risk_message(
-    eval_set: Path = typer.Option(None, "--eval-set", help="The labelled safety set (default: "
-                                  "bench/data/safety_eval.jsonl of the source tree); only its tuning splits "
-                                  "(message_reader.TUNE_SPLITS) train and tune."),
-    data: Path = typer.Option(None, "--data", help="The mentalens data folder (GoEmotions train/dev; default "
-                              "$MENTALENS_DATA)."),
-    out: Path = typer.Option(None, "--out", help="Where to write the model (default: the packaged one)."),
+    eval_set: Path = _READER_EVAL_SET,
+    data: Path = _READER_DATA,
+    out: Path = _READER_OUT,
     set_: list[str] = typer.Option(None, "--set", help="MessageReaderConfig override key=value, repeatable (e.g. "
-                                   "validation_splits=dev47,dev48 ensemble=5)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the build report as JSON."),
+                                   "validation_splits=dev49,dev50 pooling=window+max)."),
+    as_json: bool = _READER_JSON,
 ) -> None:
     """Build the message-level risk reader (the last few user messages as one text; thresholds out of fold)."""
     from mentalens.safety import message_reader as mr
@@ -311,15 +318,12 @@ def train_risk_message(
 
 @train_app.command("risk-learned")
 def train_risk_learned(
-    eval_set: Path = typer.Option(None, "--eval-set", help="The labelled safety set (default: "
-                                  "bench/data/safety_eval.jsonl of the source tree); only its tuning splits "
-                                  "(learned.TUNE_SPLITS) train and tune."),
-    data: Path = typer.Option(None, "--data", help="The mentalens data folder (GoEmotions train/dev; default "
-                              "$MENTALENS_DATA)."),
-    out: Path = typer.Option(None, "--out", help="Where to write the model (default: the packaged one)."),
+    eval_set: Path = _READER_EVAL_SET,
+    data: Path = _READER_DATA,
+    out: Path = _READER_OUT,
     set_: list[str] = typer.Option(None, "--set", help="LearnedBuildConfig override key=value, repeatable (e.g. "
                                    "features=minilm+gemma3-270m:L9 gate=prototype tune_splits=dev,dev2)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the build report as JSON."),
+    as_json: bool = _READER_JSON,
 ) -> None:
     """Build the semantic layer's learned sentence classifier (deterministic; thresholds chosen out of fold)."""
     from mentalens.safety import learned

@@ -82,6 +82,7 @@ class MessageReaderConfig:
     tune_splits: tuple[str, ...] = TUNE_SPLITS
     # splits kept unseen for validating a choice: as the held-out splits, their near-duplicates leave training
     validation_splits: tuple[str, ...] = ()
+    pooling: str = "window"  # POOLINGS
     hidden: int = 256
     alpha: float = 1e-3
     epochs: int = 40
@@ -110,6 +111,8 @@ class MessageReaderConfig:
 
         if self.gate not in MESSAGE_GATES:
             raise UnknownNameError("message reader gate", self.gate, MESSAGE_GATES)
+        if self.pooling not in POOLINGS:
+            raise UnknownNameError("message reader pooling", self.pooling, tuple(POOLINGS))
         if self.ensemble < 1:
             raise DataError(f"message reader: ensemble {self.ensemble} must be 1 or more (the number of MLPs)")
         if self.objective not in OBJECTIVES:
@@ -132,6 +135,41 @@ class MessageReaderConfig:
 def message_text(user_texts: Sequence[str]) -> str:
     """What the reader reads: the last WINDOW non-empty user messages, one per line."""
     return "\n".join(t.strip() for t in [t for t in user_texts if t and t.strip()][-WINDOW:])
+
+
+def window_sentences(user_texts: Sequence[str]) -> list[str]:
+    """The sentences of the last WINDOW non-empty user messages (`semantic.sentence_units`)."""
+    from mentalens.safety.semantic import sentence_units
+
+    return [t[s:e] for t in [t for t in user_texts if t and t.strip()][-WINDOW:] for s, e in sentence_units(t)]
+
+
+# What the MLP reads beside the window's own vector, by the name the artefact records ("pooling"):
+# - "window": the window as one text only (rounds 29-31);
+# - "window+max": and the element-wise maximum of its sentences' vectors, so one strong sentence is not averaged away
+#   in a long window (the encoder reads at most 256 word pieces of the window, and mean-pools what it reads).
+POOLINGS: dict[str, Callable[[Any], Any] | None] = {
+    "window": None,
+    "window+max": lambda vecs: vecs.max(0),
+}
+
+
+def window_features(window_vecs: Any, windows: Sequence[Sequence[str]], pooling: str, encoder: Any,
+                    reading: str) -> Any:
+    """The MLP's input for each window: its vector (`window_vecs`, one row a window) and, by `pooling`, a pool of
+    its sentences' vectors (the window's own vector where it has no sentence)."""
+    import numpy as np
+
+    pool = POOLINGS[pooling]
+    if pool is None:
+        return np.asarray(window_vecs, dtype=np.float32)
+    sents = [[read(u, reading) for u in window_sentences(w)] for w in windows]
+    vecs = encoder.encode([u for s in sents for u in s])
+    out, at = [], 0
+    for row, s in zip(window_vecs, sents, strict=True):
+        out.append(pool(vecs[at:at + len(s)]) if s else row)
+        at += len(s)
+    return np.hstack([np.asarray(window_vecs, dtype=np.float32), np.asarray(out, dtype=np.float32)])
 
 
 # What a raise must also pass (`window_gate`), by the name the artefact records:
@@ -291,7 +329,9 @@ def build_message_reader(
         if len(hv):
             near[s:s + 2048] = (tv[s:s + 2048] @ hv.T).max(1) >= cfg.near_duplicate
     tune = [r for r, n in zip(tune, near, strict=True) if not n]
-    x = tv[~near]
+    if cfg.pooling != "window":
+        say(f"embedding the sentences of {len(tune)} tuning items ({cfg.pooling})")
+    x = window_features(tv[~near], [_user_texts(r["messages"]) for r in tune], cfg.pooling, enc, cfg.reading)
     gold = np.array([rank[r["level"]] for r in tune])
     benign = np.array([r["level"] == "none" and is_lookalike(r["category"]) for r in tune])
 
@@ -300,9 +340,10 @@ def build_message_reader(
     emo = sorted((r for r in load_goemotions(root, split="train") if r.text.strip()),
                  key=lambda r: hashlib.sha1(("message" + r.id).encode()).hexdigest())[:cfg.everyday_train]
     emo, leak = guard.filter(emo, text=lambda r: r.text, source="goemotions")
-    emo_texts = [read(r.text, cfg.reading) for r in emo if english(r.text)]
-    say(f"embedding {len(emo_texts)} everyday comments (GoEmotions train)")
-    ex = enc.encode(emo_texts)
+    emo = [r.text for r in emo if english(r.text)]
+    say(f"embedding {len(emo)} everyday comments (GoEmotions train)")
+    ex = window_features(enc.encode([read(t, cfg.reading) for t in emo]), [[t] for t in emo], cfg.pooling, enc,
+                         cfg.reading)
     dev = sorted((r for r in load_goemotions(root, split="dev") if r.text.strip()), key=lambda r: r.id)
     dev = [r for r in dev[:cfg.everyday_dev or None] if english(r.text)]
     say(f"rules on {len(dev)} GoEmotions dev comments")
@@ -311,7 +352,7 @@ def build_message_reader(
     dev_rank = np.array([a.level.rank for a in dev_rules])
     dev_texts = [read(r.text, cfg.reading) for r in dev]
     say(f"embedding {len(dev_texts)} GoEmotions dev comments (false-alarm check only)")
-    dv = enc.encode(dev_texts)
+    dv = window_features(enc.encode(dev_texts), [[r.text] for r in dev], cfg.pooling, enc, cfg.reading)
     if hasattr(enc, "flush"):
         enc.flush()
 
@@ -354,7 +395,7 @@ def build_message_reader(
                                             gold, benign, base)}
     model.meta = {
         "kind": "message", "encoder": MODEL_NAME, "features": "minilm", "reading": cfg.reading, "window": WINDOW,
-        "gate": cfg.gate,
+        "gate": cfg.gate, "pooling": cfg.pooling,
         "heads": [h.value for h in HEADS], "config": dataclasses.asdict(cfg),
         "eval_set_sha256": _sha256(Path(eval_set)),
         "tune_splits": list(cfg.tune_splits), "held_out_splits": list(HELD_OUT_SPLITS),
@@ -424,10 +465,17 @@ def message_cue(user_texts: Sequence[str], level: RiskLevel,
     from mentalens.safety.semantic import get_bank
     from mentalens.safety.sentence_encoder import get_encoder
 
-    probs = reader.probabilities(get_encoder().encode([read(text, reader.reading)]))
+    enc = get_encoder()
+    pooling = str(reader.meta.get("pooling", "window"))
+    if pooling not in POOLINGS:
+        from mentalens.errors import ModelError
+
+        raise ModelError(f"{model_path()}: unknown pooling {pooling!r}: rebuild it with `mentalens train "
+                         "risk-message` or upgrade mentalens")
+    probs = reader.probabilities(window_features(enc.encode([read(text, reader.reading)]), [user_texts], pooling, enc,
+                                                 reader.reading))
     asked, p = reader.decide(probs)[0]
-    if asked <= level or not window_gate(user_texts, left, reader.reading, reader.gate, get_encoder(),
-                                                                 get_bank()):
+    if asked <= level or not window_gate(user_texts, left, reader.reading, reader.gate, enc, get_bank()):
         return None
     k = HEADS.index(asked)
     last = max(i for i, t in enumerate(user_texts) if t and t.strip())
