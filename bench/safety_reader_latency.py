@@ -1,21 +1,26 @@
 """What a learned risk reader costs per message: `assess()` latency with each reader, side by side in one process.
 
     python bench/safety_reader_latency.py --load C3=DIR/C3.json.gz --load L3=DIR/L3.json.gz [--n 300]
+    python bench/safety_reader_latency.py --message M31=DIR/M31.json.gz     # another message reader
 
 Why: a reader on an LM's hidden states (`mentalens.safety.lm_features`) runs the LM on what its gate lets
 through; gated, that is rarely anything, ungated it is every English sentence. The shipped reader is always
 measured beside the candidates (same comments, same process, the sentence encoder's cache cleared before each
 arm, two interleaved rounds), so the ratios hold on a noisy machine. Comments: GoEmotions test (everyday text,
-not used to build or tune any reader). Writes bench/results/safety_reader_latency.json.
+not used to build or tune any reader). Writes bench/results/safety_reader_latency.json. A `--message` arm keeps the
+shipped sentence readers and swaps the message reader (`mentalens.safety.message_reader`), which reads every English
+window.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -24,6 +29,7 @@ sys.path.insert(0, str(ROOT / "src"))
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--load", action="append", default=[], help="NAME=PATH of a reader artefact (repeat)")
+    ap.add_argument("--message", action="append", default=[], help="NAME=PATH of a message reader artefact (repeat)")
     ap.add_argument("--n", type=int, default=300, help="GoEmotions test comments")
     ap.add_argument("--output", default=str(ROOT / "bench" / "results" / "safety_reader_latency.json"))
     args = ap.parse_args()
@@ -33,44 +39,60 @@ def main() -> None:
 
     from mentalens.data import load_goemotions
     from mentalens.data.io import write_json
-    from mentalens.safety import assess, semantic
+    from mentalens.safety import assess, message_reader, semantic
     from mentalens.safety import sentence_encoder as se
     from mentalens.safety.learned import load_readers, model_spec
 
-    arms = {"shipped": load_readers(model_spec())}  # every shipped reader (a union since round 12)
-    for spec in args.load:
-        name, _, path = spec.partition("=")
-        if not path:
-            raise SystemExit(f"--load {spec!r}: use NAME=PATH")
-        arms[name] = load_readers(path)  # several paths joined by os.pathsep: a union of readers
+    shipped = load_readers(model_spec())  # every shipped reader (a union since round 12)
+    # an arm: the sentence readers and the message reader's artefact (None: the packaged one)
+    arms: dict[str, tuple[Any, str | None]] = {"shipped": (shipped, None)}
+    for flag, specs in (("--load", args.load), ("--message", args.message)):
+        for spec in specs:
+            name, _, path = spec.partition("=")
+            if not path:
+                raise SystemExit(f"{flag} {spec!r}: use NAME=PATH")
+            # several --load paths joined by os.pathsep: a union of readers
+            arms[name] = (load_readers(path), None) if flag == "--load" else (shipped, path)
+
+    def use(arm: tuple[Any, str | None]) -> None:
+        semantic._STATE.learned = arm[0]
+        if arm[1]:
+            os.environ["MENTALENS_MESSAGE_READER_MODEL"] = arm[1]
+        else:
+            os.environ.pop("MENTALENS_MESSAGE_READER_MODEL", None)
+        if message_reader.get_reader() is None:  # loaded before timing (once per path)
+            raise SystemExit(f"message reader {message_reader.model_path()}: not found")
     texts = [r.text for r in sorted(load_goemotions(split="test"), key=lambda r: r.id)[: args.n]]
-    for model in arms.values():  # every model (and its LM) loaded before timing
-        semantic._STATE.learned = model
+    for arm in arms.values():  # every model (and its LM) loaded before timing
+        use(arm)
         assess("warm up the encoder and the reader", semantic=True)
     times: dict[str, list[float]] = {name: [] for name in arms}
     for rnd in range(2):
-        for name, model in arms.items():
-            semantic._STATE.learned = model
+        for name, arm in arms.items():
+            use(arm)
             getattr(se.get_encoder(), "_cache", {}).clear()
             for text in texts[rnd::2]:
                 t0 = time.perf_counter()
                 assess(text, semantic=True)
                 times[name].append(time.perf_counter() - t0)
     semantic._STATE.learned = None
+    os.environ.pop("MENTALENS_MESSAGE_READER_MODEL", None)
     base = statistics.median(times["shipped"])
     result = {}
     table = Table(title=f"assess() per GoEmotions test comment ({len(texts)}), 2 interleaved rounds")
-    for col in ("reader", "features", "gate", "p50 ms", "p95 ms", "p50 / shipped"):
+    for col in ("reader", "features", "gate", "message reader", "p50 ms", "p95 ms", "p50 / shipped"):
         table.add_column(col)
     for name, ts in times.items():
         ts.sort()
-        members = arms[name].members
+        members = arms[name][0].members
         features, gate = " + ".join(m.features for m in members), " + ".join(m.gate for m in members)
-        result[name] = {"features": features, "gate": gate, "p50_ms": round(1000 * statistics.median(ts), 1),
+        message = Path(arms[name][1]).name if arms[name][1] else "packaged"
+        result[name] = {"features": features, "gate": gate, "message_reader": message,
+                        "p50_ms": round(1000 * statistics.median(ts), 1),
                         "p95_ms": round(1000 * ts[int(0.95 * len(ts))], 1),
                         "p50_ratio_to_shipped": round(statistics.median(ts) / base, 2)}
         r = result[name]
-        table.add_row(name, features, gate, f"{r['p50_ms']}", f"{r['p95_ms']}", f"{r['p50_ratio_to_shipped']}")
+        table.add_row(name, features, gate, message, f"{r['p50_ms']}", f"{r['p95_ms']}", f"{r['p50_ratio_to_shipped']}")
     Console().print(table)
     write_json({"comments": len(texts), "readers": result,
                 "note": "2 shared CPU cores; one process, encoder cache cleared per arm"}, args.output)
