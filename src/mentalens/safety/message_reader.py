@@ -135,16 +135,21 @@ class MessageReaderConfig:
         return self.grid or logit_grid(self.threshold_step)
 
 
+def window_messages(user_texts: Sequence[str]) -> list[str]:
+    """The last WINDOW non-empty user messages, as written."""
+    return [t for t in user_texts if t and t.strip()][-WINDOW:]
+
+
 def message_text(user_texts: Sequence[str]) -> str:
     """What the reader reads: the last WINDOW non-empty user messages, one per line."""
-    return "\n".join(t.strip() for t in [t for t in user_texts if t and t.strip()][-WINDOW:])
+    return "\n".join(t.strip() for t in window_messages(user_texts))
 
 
 def window_sentences(user_texts: Sequence[str]) -> list[str]:
     """The sentences of the last WINDOW non-empty user messages (`semantic.sentence_units`)."""
     from mentalens.safety.semantic import sentence_units
 
-    return [t[s:e] for t in [t for t in user_texts if t and t.strip()][-WINDOW:] for s, e in sentence_units(t)]
+    return [t[s:e] for t in window_messages(user_texts) for s, e in sentence_units(t)]
 
 
 # What the MLP reads beside the window's own vector, by the name the artefact records ("pooling"):
