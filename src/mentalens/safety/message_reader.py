@@ -13,7 +13,9 @@ added (docs/safety.md):
 - round 31, the ensemble, on dev47 + dev48: high+ 0.640 -> 0.680 and moderate+ 0.731 -> 0.797, over round 30's
   single MLP;
 - round 32, beside the window's vector the element-wise maximum of its sentences' vectors (`POOLINGS`), on dev49 +
-  dev50: high+ 0.685 -> 0.745 and moderate+ 0.797 -> 0.848, over round 31's reader.
+  dev50: high+ 0.685 -> 0.745 and moderate+ 0.797 -> 0.848, over round 31's reader;
+- round 33, 20,000 everyday comments as negatives instead of 8,000, on dev51 + dev52: high+ 0.705 -> 0.755 and
+  moderate+ 0.807 -> 0.810, over round 32's reader.
 
 Contract (the sentence readers', tested in tests/test_safety_message_reader.py):
 - it only RAISES the level; English only (the encoder is English-only);
@@ -60,7 +62,7 @@ WINDOW = 4  # user messages read together: the labelled conversations have at mo
 # every split of bench/data/safety_eval.jsonl read by round 31 (all but the held-out test/challenge* splits)
 TUNE_SPLITS: tuple[str, ...] = (
     "dev", "dev2", "dev3", "dev4", "dev5", "dev6", "dev7", "dev8", "dev9", "dev10", "train1", "train2", "train3",
-    "train4", "train5", "train6", "train7", *(f"dev{k}" for k in range(11, 49)))
+    "train4", "train5", "train6", "train7", *(f"dev{k}" for k in range(11, 51)))
 
 
 def logit_grid(step: float, top: float = 12.0) -> tuple[float, ...]:
@@ -93,7 +95,9 @@ class MessageReaderConfig:
     # 5 since round 31 (+0.106 recall at first sight on dev47 + dev48, no look-alike added)
     ensemble: int = 5
     folds: int = 5
-    everyday_train: int = 8000  # GoEmotions train comments as everyday negatives
+    # GoEmotions train comments as everyday negatives; 20,000 since round 33 (8,000 before: +0.053 recall at first
+    # sight on dev51 + dev52, no look-alike added)
+    everyday_train: int = 20000
     everyday_weight: float = 0.5  # their total weight relative to the labelled items'
     # benign tuning items the reader alone raises out of fold. 0.2%, not the sentence readers' 0.5%: round 28's
     # reader was dropped for one look-alike more on 220 fresh ones, and 0.5% of them is one
