@@ -20,10 +20,17 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+
+
+class Arm(NamedTuple):
+    """One side of the comparison: the sentence readers, and the message reader's artefact (None: the packaged one)."""
+
+    readers: Any
+    message_path: str | None = None
 
 
 def main() -> None:
@@ -44,20 +51,19 @@ def main() -> None:
     from mentalens.safety.learned import load_readers, model_spec
 
     shipped = load_readers(model_spec())  # every shipped reader (a union since round 12)
-    # an arm: the sentence readers and the message reader's artefact (None: the packaged one)
-    arms: dict[str, tuple[Any, str | None]] = {"shipped": (shipped, None)}
+    arms: dict[str, Arm] = {"shipped": Arm(shipped)}
     for flag, specs in (("--load", args.load), ("--message", args.message)):
         for spec in specs:
             name, _, path = spec.partition("=")
             if not path:
                 raise SystemExit(f"{flag} {spec!r}: use NAME=PATH")
             # several --load paths joined by os.pathsep: a union of readers
-            arms[name] = (load_readers(path), None) if flag == "--load" else (shipped, path)
+            arms[name] = Arm(load_readers(path)) if flag == "--load" else Arm(shipped, path)
 
-    def use(arm: tuple[Any, str | None]) -> None:
-        semantic._STATE.learned = arm[0]
-        if arm[1]:
-            os.environ["MENTALENS_MESSAGE_READER_MODEL"] = arm[1]
+    def use(arm: Arm) -> None:
+        semantic._STATE.learned = arm.readers
+        if arm.message_path:
+            os.environ["MENTALENS_MESSAGE_READER_MODEL"] = arm.message_path
         else:
             os.environ.pop("MENTALENS_MESSAGE_READER_MODEL", None)
         if message_reader.get_reader() is None:  # loaded before timing (once per path)
@@ -84,9 +90,9 @@ def main() -> None:
         table.add_column(col)
     for name, ts in times.items():
         ts.sort()
-        members = arms[name][0].members
+        members = arms[name].readers.members
         features, gate = " + ".join(m.features for m in members), " + ".join(m.gate for m in members)
-        message = Path(arms[name][1]).name if arms[name][1] else "packaged"
+        message = Path(arms[name].message_path).name if arms[name].message_path else "packaged"
         result[name] = {"features": features, "gate": gate, "message_reader": message,
                         "p50_ms": round(1000 * statistics.median(ts), 1),
                         "p95_ms": round(1000 * ts[int(0.95 * len(ts))], 1),
