@@ -77,7 +77,7 @@ SPLITS = ("test", "challenge", "challenge2", "challenge3", "challenge4", "challe
 # dev29/dev30 in round 22, dev31/dev32 in round 23, dev33/dev34 in round 24, dev35/dev36 in round 25, dev37/dev38
 # in round 26, dev39/dev40 in round 27, dev41/dev42 in round 28, dev43/dev44 in round 29, dev45/dev46 in round 30,
 # dev47/dev48 in round 31, dev49/dev50 in round 32, dev51/dev52 in round 33, dev53/dev54 in round 34)
-UNREAD: tuple[str, ...] = ()
+UNREAD: tuple[str, ...] = ("dev55", "dev56")
 KINDS = ("system", "rules_classifier", "rules_only")  # system = rules + classifier + semantic layer
 OUT = REPO / "bench" / "results"
 
