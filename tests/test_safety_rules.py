@@ -328,7 +328,6 @@ def test_levels(text: str, expected: str) -> None:
         ("The cable's tied up in the wardrobe. Doing it once it's dark.", "imminent"),
         ("I'm up on the roof of the flats. Not taking the stairs back down this time.", "imminent"),
         ("Got all of dad's old morphine out on the bed. Taking it once I've finished this drink.", "imminent"),
-        ("Parked up at the quarry. Left the keys on the seat for whoever finds the car.", "high"),
         # look-alikes
         ("Took a lot of pills today: vitamin D, fish oil and magnesium. Too many supplements?", "none"),
         ("Compré una cuerda para el columpio del jardín.", "none"),
@@ -382,6 +381,15 @@ def test_levels(text: str, expected: str) -> None:
 def test_phrasings_missed_on_blind_splits(text: str, expected: str) -> None:
     """Rounds 17-27 of issue 7: plain statements the lexicon lacked, each beside look-alikes of its shape."""
     assert level(text) == expected
+
+
+def test_a_jump_site_with_the_car_left_for_its_finder_is_high_or_imminent() -> None:
+    """dev32-0002's shape, which its blind writer labelled imminent ("at jump site, leaving car for finder"). The
+    rules give high (round 23); a learned reader may lift it to its gold level, as round 35's candidate does. Both are
+    right and anything lower is not: until round 35 the case sat among the exact pins at high, an under-triage."""
+    text = "Parked up at the quarry. Left the keys on the seat for whoever finds the car."
+    assert level(text, semantic=False) == "high"
+    assert level(text) in ("high", "imminent")
 
 
 @pytest.mark.parametrize(
