@@ -304,7 +304,7 @@ def train_risk_message(
     data: Path = _READER_DATA,
     out: Path = _READER_OUT,
     set_: list[str] = typer.Option(None, "--set", help="MessageReaderConfig override key=value, repeatable (e.g. "
-                                   "validation_splits=dev51,dev52 everyday_train=20000)."),
+                                   "validation_splits=dev55,dev56 max_everyday_rate=0.0002)."),
     as_json: bool = _READER_JSON,
 ) -> None:
     """Build the message-level risk reader (the last few user messages as one text; thresholds out of fold)."""

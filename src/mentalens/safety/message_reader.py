@@ -6,7 +6,7 @@ still under-triaged. Many of them say it across sentences: "Pills are in my hand
 this server were the only good part of this year." No single sentence there reaches a threshold. This reader embeds
 the conversation's last `WINDOW` user messages as one text (all-MiniLM-L6-v2, the neutral reading) and a small MLP
 asks for a level: since round 31, five MLPs from consecutive seeds, folded into one whose logit is their mean. It is
-trained on every labelled item the project has read (about 15,000 English ones). At first sight, with no look-alike
+trained on every labelled item the project has read (about 17,000 English ones). At first sight, with no look-alike
 added (docs/safety.md):
 - round 29, one MLP, on the blind pair dev43 + dev44: recall of high+ 0.565 -> 0.625, of moderate+ 0.631 -> 0.731;
   on the held-out challenge3-5 splits, +0.04 to +0.10;
@@ -15,7 +15,9 @@ added (docs/safety.md):
 - round 32, beside the window's vector the element-wise maximum of its sentences' vectors (`POOLINGS`), on dev49 +
   dev50: high+ 0.685 -> 0.745 and moderate+ 0.797 -> 0.848, over round 31's reader;
 - round 33, 20,000 everyday comments as negatives instead of 8,000, on dev51 + dev52: high+ 0.705 -> 0.755 and
-  moderate+ 0.807 -> 0.810, over round 32's reader.
+  moderate+ 0.807 -> 0.810, over round 32's reader;
+- round 35, retrained on every read split with one GoEmotions dev comment in 5,000 allowed above the rules, on dev55
+  + dev56: high+ 0.790 -> 0.810 and moderate+ 0.824 -> 0.831, one look-alike fewer, over round 33's reader.
 
 Contract (the sentence readers', tested in tests/test_safety_message_reader.py):
 - it only RAISES the level; English only (the encoder is English-only);
@@ -25,7 +27,8 @@ Contract (the sentence readers', tested in tests/test_safety_message_reader.py):
 - if it cannot load, the other layers decide, one warning without user text is logged, and the failure is counted.
 
 The thresholds are chosen by grouped cross-validation on the tuning splits only, under two hard limits: the reader
-alone raises at most `max_benign_oof_rate` of the benign tuning items out of fold, and no GoEmotions dev comment.
+alone raises at most `max_benign_oof_rate` of the benign tuning items out of fold, and at most one GoEmotions dev
+comment in 5,000 (`max_everyday_rate`).
 The artefact holds weights and thresholds, never a training text. `mentalens train risk-message` rebuilds it
 deterministically.
 """
@@ -59,11 +62,11 @@ log = logging.getLogger("mentalens.safety.message_reader")
 
 ARTEFACT = "message_risk.json.gz"
 WINDOW = 4  # user messages read together: the labelled conversations have at most four
-# every split of bench/data/safety_eval.jsonl read before round 33 (all but the held-out test/challenge* splits and
+# every split of bench/data/safety_eval.jsonl read before round 35 (all but the held-out test/challenge* splits and
 # the splits still unread); the shipped reader's artefact records the same set (tests/test_safety_message_reader.py)
 TUNE_SPLITS: tuple[str, ...] = (
     "dev", "dev2", "dev3", "dev4", "dev5", "dev6", "dev7", "dev8", "dev9", "dev10", "train1", "train2", "train3",
-    "train4", "train5", "train6", "train7", *(f"dev{k}" for k in range(11, 51)))
+    "train4", "train5", "train6", "train7", *(f"dev{k}" for k in range(11, 55)))
 
 
 def logit_grid(step: float, top: float = 12.0) -> tuple[float, ...]:
@@ -103,7 +106,10 @@ class MessageReaderConfig:
     # benign tuning items the reader alone raises out of fold. 0.2%, not the sentence readers' 0.5%: round 28's
     # reader was dropped for one look-alike more on 220 fresh ones, and 0.5% of them is one
     max_benign_oof_rate: float = 0.002
-    max_everyday_rate: float = 0.0  # GoEmotions dev comments raised: none
+    # GoEmotions dev comments raised: one in 5,000 since round 35 (none before). With none, the one odd comment a
+    # build's seeds score highest set the thresholds alone; one allowed gave +0.027 recall at first sight on dev55 +
+    # dev56, one look-alike fewer
+    max_everyday_rate: float = 0.0002
     everyday_dev: int = 0  # GoEmotions dev comments checked against that limit (0: all 5,426; fewer for tests)
     reading: str = "neutral"  # gender, names, dialect forms and digits folded (the bias audit's finding)
     gate: str = "sentences"  # what a raise must also pass (MESSAGE_GATES)
