@@ -383,13 +383,13 @@ def test_phrasings_missed_on_blind_splits(text: str, expected: str) -> None:
     assert level(text) == expected
 
 
-def test_a_jump_site_with_the_car_left_for_its_finder_is_high_or_imminent() -> None:
+def test_a_jump_site_with_the_car_left_for_its_finder_is_imminent() -> None:
     """dev32-0002's shape, which its blind writer labelled imminent ("at jump site, leaving car for finder"). The
-    rules give high (round 23); a learned reader may lift it to its gold level, as round 35's candidate does. Both are
-    right and anything lower is not: until round 35 the case sat among the exact pins at high, an under-triage."""
+    rules give high (round 23); since round 35 the message reader lifts it to its gold level. Until then the case sat
+    among the exact pins at high, an under-triage (round 35's precondition accepted high or imminent)."""
     text = "Parked up at the quarry. Left the keys on the seat for whoever finds the car."
     assert level(text, semantic=False) == "high"
-    assert level(text) in ("high", "imminent")
+    assert level(text) == "imminent"
 
 
 @pytest.mark.parametrize(
