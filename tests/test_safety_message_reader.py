@@ -259,3 +259,24 @@ def test_an_artefact_with_an_unknown_pooling_leaves_the_other_layers_in_charge(b
     assess(["Long shift again.", "The pills are counted out on the desk and I'm done."])
     assert sem.status()["failures"] == before + 1
     mr.reset()
+
+
+@pytest.mark.parametrize("gate", ["sentences", "sentences+prototype", "undiscounted"])
+def test_each_gate_admits_the_windows_it_names(gate) -> None:
+    """Round 37: "sentences" leaves a lone sentence to the sentence readers, "sentences+prototype" admits one near a
+    risk prototype (the sentence readers' veto), "undiscounted" admits any; none admits a window whose cue the rules
+    read as past."""
+    from mentalens.safety.sentence_encoder import get_encoder
+
+    enc, bank = get_encoder(), sem.get_bank()
+    cfg = mr.MessageReaderConfig(gate=gate)
+
+    def passes(text: str) -> bool:
+        return mr._gate_at_run_time([text], assess(text, semantic=False), cfg, enc, bank)
+
+    crisis = "The pills are lined up on my desk and I'm done waiting."
+    lookalike = "I want to jump on the trampoline with my kids."
+    assert passes("Pills are in my hand. You were the only good part of this year.")
+    assert passes(crisis) == (gate != "sentences")
+    assert passes(lookalike) == (gate == "undiscounted")
+    assert not passes("I used to want to kill myself. I'm doing well now.")

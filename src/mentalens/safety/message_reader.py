@@ -196,9 +196,13 @@ def window_features(window_vecs: Any, windows: Sequence[Sequence[str]], pooling:
 #   message reader read "I'm sitting on the edge of the bed" as imminent), and the rules discounted nothing in it (a
 #   cue they read as past, negated, quoted, hypothetical, a figure of speech or an ordinary use: "I used to want to
 #   kill myself but I'm doing well now" is theirs);
+# - "sentences+prototype": as "sentences" for a window of two sentences or more; a single sentence passes where the
+#   rules discounted nothing and it passes the sentence readers' gate (nearer a risk prototype than every look-alike,
+#   `semantic.LEARNED_GATES`), so a lone sentence is read under the same veto as the sentence readers' (round 37);
+# - "undiscounted": the rules discounted nothing in the window, however many sentences it has (round 37);
 # - "prototype": as the sentence readers' gate, on a sentence of the window the rules do not hold;
 # - "none": the reader alone.
-MESSAGE_GATES = ("sentences", "prototype", "none")
+MESSAGE_GATES = ("sentences", "sentences+prototype", "undiscounted", "prototype", "none")
 
 
 def window_gate(user_texts: Sequence[str], left: Sequence[Cue], reading: str, kind: str, encoder: Any,
@@ -210,11 +214,18 @@ def window_gate(user_texts: Sequence[str], left: Sequence[Cue], reading: str, ki
     idx = [i for i, t in enumerate(user_texts) if t and t.strip()][-WINDOW:]
     if not idx or kind == "none":
         return bool(idx)
-    if kind == "sentences":
-        understood = any(c.weight == 0 and c.construct != "stressor" and c.message_index >= idx[0] for c in left)
-        return not understood and sum(len(sentence_units(user_texts[i])) for i in idx) >= 2
-    units = [(i, s, e) for i, s, e in message_units(user_texts) if i >= idx[0] and not _discounted((i, s, e), left)]
+    if kind in ("sentences", "sentences+prototype", "undiscounted"):
+        if any(c.weight == 0 and c.construct != "stressor" and c.message_index >= idx[0] for c in left):
+            return False  # the rules understood a cue here as past, negated, quoted, ...: theirs
+        if kind == "undiscounted" or sum(len(sentence_units(user_texts[i])) for i in idx) >= 2:
+            return True
+        if kind == "sentences":
+            return False
+    # "prototype": the sentences the rules do not hold; a lone sentence of "sentences+prototype": itself, held or not
+    units = [(i, s, e) for i, s, e in message_units(user_texts)
+             if i >= idx[0] and (kind == "sentences+prototype" or not _discounted((i, s, e), left))]
     units = [user_texts[i][s:e] for i, s, e in units if english(user_texts[i][s:e])]
+    kind = "prototype"
     if not units:
         return False
     vecs = encoder.encode([read(u, reading) for u in units])
