@@ -264,19 +264,54 @@ def test_an_artefact_with_an_unknown_pooling_leaves_the_other_layers_in_charge(b
 @pytest.mark.parametrize("gate", ["sentences", "sentences+prototype", "undiscounted"])
 def test_each_gate_admits_the_windows_it_names(gate) -> None:
     """Round 37: "sentences" leaves a lone sentence to the sentence readers, "sentences+prototype" admits one near a
-    risk prototype (the sentence readers' veto), "undiscounted" admits any; none admits a window whose cue the rules
-    read as past."""
+    risk prototype (the sentence readers' veto) up to high, "undiscounted" admits any; none admits a window whose cue
+    the rules read as past."""
     from mentalens.safety.sentence_encoder import get_encoder
 
     enc, bank = get_encoder(), sem.get_bank()
     cfg = mr.MessageReaderConfig(gate=gate)
+    high, imminent = RiskLevel.HIGH.rank, RiskLevel.IMMINENT.rank
 
-    def passes(text: str) -> bool:
+    def ceiling(text: str) -> int:
         return mr._gate_at_run_time([text], assess(text, semantic=False), cfg, enc, bank)
 
     crisis = "The pills are lined up on my desk and I'm done waiting."
     lookalike = "I want to jump on the trampoline with my kids."
-    assert passes("Pills are in my hand. You were the only good part of this year.")
-    assert passes(crisis) == (gate != "sentences")
-    assert passes(lookalike) == (gate == "undiscounted")
-    assert not passes("I used to want to kill myself. I'm doing well now.")
+    assert ceiling("Pills are in my hand. You were the only good part of this year.") == imminent
+    assert ceiling(crisis) == {"sentences": 0, "sentences+prototype": high, "undiscounted": imminent}[gate]
+    assert ceiling(lookalike) == (imminent if gate == "undiscounted" else 0)
+    assert ceiling("I used to want to kill myself. I'm doing well now.") == 0
+
+
+def test_a_ceiling_turns_off_the_heads_above_it() -> None:
+    allowed = mr.head_allowed(np.array([0, RiskLevel.HIGH.rank, RiskLevel.IMMINENT.rank]))
+    assert allowed.tolist() == [[False] * 4, [True, True, True, False], [True] * 4]
+    assert mr.head_allowed(np.array([True, False])).tolist() == [[True] * 4, [False] * 4]
+    # as in the threshold search: the row capped at high is raised to high, the other to imminent
+    oof = np.array([[0.0, 0.99, 0.99, 0.99], [0.0, 0.99, 0.99, 0.99]])
+    ceilings = np.array([RiskLevel.HIGH.rank, RiskLevel.IMMINENT.rank])
+    levels = mr._levels(np.where(mr.head_allowed(ceilings), oof, 0.0), [mr.OFF, 0.5, 0.5, 0.5])
+    assert levels.tolist() == [RiskLevel.HIGH.rank, RiskLevel.IMMINENT.rank]
+
+
+@pytest.mark.parametrize("gate", ["sentences", "sentences+prototype"])
+def test_at_run_time_a_lone_sentence_is_raised_no_higher_than_its_ceiling(gate, tmp_path, monkeypatch) -> None:
+    """A reader that asks for imminent on everything: a lone crisis sentence the rules leave at none is left alone
+    under "sentences" and raised to high, not imminent, under "sentences+prototype"; a two-sentence window goes to
+    imminent under both."""
+    from mentalens.safety.learned import LearnedRiskModel
+
+    always = LearnedRiskModel.logistic(np.zeros((4, 2 * 384)), np.full(4, 9.0), [mr.OFF, 0.5, 0.5, 0.5])
+    always.meta = {"kind": "message", "pooling": "window+max", "gate": gate, "reading": "neutral"}
+    monkeypatch.setenv("MENTALENS_MESSAGE_READER_MODEL", str(always.save(tmp_path / "always.json.gz")))
+    mr.reset()
+    lone = "The pills are lined up on my desk and I'm done waiting."
+    assert assess(lone, semantic=False).level < RiskLevel.HIGH
+    got = mr.message_cue([lone], RiskLevel.NONE)
+    if gate == "sentences":
+        assert got is None
+    else:
+        assert got is not None and got[0] == RiskLevel.HIGH and got[1].rule == "learned-message:high"
+    two = mr.message_cue(["Pills are in my hand.", "You were the only good part of this year."], RiskLevel.NONE)
+    assert two is not None and two[0] == RiskLevel.IMMINENT
+    mr.reset()

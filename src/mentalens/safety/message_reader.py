@@ -198,7 +198,9 @@ def window_features(window_vecs: Any, windows: Sequence[Sequence[str]], pooling:
 #   kill myself but I'm doing well now" is theirs);
 # - "sentences+prototype": as "sentences" for a window of two sentences or more; a single sentence passes where the
 #   rules discounted nothing and it passes the sentence readers' gate (nearer a risk prototype than every look-alike,
-#   `semantic.LEARNED_GATES`), so a lone sentence is read under the same veto as the sentence readers' (round 37);
+#   `semantic.LEARNED_GATES`), so a lone sentence is read under the same veto as the sentence readers', and it is
+#   raised to high at most (`window_ceiling`): read alone, "Took all my pills last month, I'm home now." went to
+#   imminent, where the rules read the attempt's time (round 37);
 # - "undiscounted": the rules discounted nothing in the window, however many sentences it has (round 37);
 # - "prototype": as the sentence readers' gate, on a sentence of the window the rules do not hold;
 # - "none": the reader alone.
@@ -230,6 +232,19 @@ def window_gate(user_texts: Sequence[str], left: Sequence[Cue], reading: str, ki
         return False
     vecs = encoder.encode([read(u, reading) for u in units])
     return any(learned_gate(cos, benign, kind) for _b, cos, benign in bank.match(vecs))
+
+
+def window_ceiling(user_texts: Sequence[str], left: Sequence[Cue], reading: str, kind: str, encoder: Any,
+                   bank: Any) -> int:
+    """The highest rank a raise of this window may reach under the gate `kind`: 0 where `window_gate` stops it, high
+    for a lone sentence under "sentences+prototype", else imminent."""
+    from mentalens.safety.semantic import sentence_units
+
+    if not window_gate(user_texts, left, reading, kind, encoder, bank):
+        return 0
+    if kind == "sentences+prototype" and sum(len(sentence_units(t)) for t in window_messages(user_texts)) < 2:
+        return RiskLevel.HIGH.rank
+    return RiskLevel.IMMINENT.rank
 
 
 # ---------------------------------------------------------------------------------------------------- build
@@ -265,6 +280,15 @@ def score(levels: Any, gold: Any, benign: Any, base: Any = None) -> dict[str, fl
             if (gold > 0).any() else 0.0}
 
 
+def head_allowed(gate: Any) -> Any:
+    """(rows, heads): whether each head may raise each row, from the gate's pass (bool) or ceiling (rank) per row."""
+    import numpy as np
+
+    g = np.asarray(gate)
+    ceiling = np.where(g, RiskLevel.IMMINENT.rank, 0) if g.dtype == bool else g
+    return np.array([h.rank for h in HEADS])[None, :] <= ceiling[:, None]
+
+
 def choose_thresholds(oof: Any, gold: Any, benign: Any, everyday: tuple[Any, Any],
                       cfg: MessageReaderConfig, gate: tuple[Any, Any] | None = None, base: Any = None,
                       ) -> tuple[list[float], dict[str, float]]:
@@ -272,7 +296,8 @@ def choose_thresholds(oof: Any, gold: Any, benign: Any, everyday: tuple[Any, Any
     classifier's job) for the highest recall high+ + moderate+ within both false-alarm limits; ties go to fewer
     benign raises, then to higher thresholds. Every head off if nothing fits. `everyday`: the GoEmotions dev
     comments' probabilities and the rank the rules and the classifier give each (a raise is a level above it).
-    `gate`: whether each tuning item and each comment passes the run-time gate (a raise stands only where it does).
+    `gate`: whether each tuning item and each comment passes the run-time gate (a raise stands only where it does),
+    or the highest rank a raise of each may reach (`window_ceiling`).
     `base`: the rank the rules and the classifier give each tuning item; used under the "system" objective only."""
     import itertools
 
@@ -280,8 +305,8 @@ def choose_thresholds(oof: Any, gold: Any, benign: Any, everyday: tuple[Any, Any
 
     every_p, every_rank = everyday
     if gate is not None:  # probabilities zeroed where the gate would stop the raise at run time
-        oof = np.where(np.asarray(gate[0])[:, None], oof, 0.0)
-        every_p = np.where(np.asarray(gate[1])[:, None], every_p, 0.0) if len(every_p) else every_p
+        oof = np.where(head_allowed(gate[0]), oof, 0.0)
+        every_p = np.where(head_allowed(gate[1]), every_p, 0.0) if len(every_p) else every_p
 
     if cfg.objective == "system" and base is None:
         raise ValueError("the system objective needs the rules' rank of each tuning item (base)")
@@ -306,13 +331,13 @@ def choose_thresholds(oof: Any, gold: Any, benign: Any, everyday: tuple[Any, Any
     return best[1], best[2]
 
 
-def _gate_at_run_time(user_texts: list[str], rules: Any, cfg: MessageReaderConfig, encoder: Any, bank: Any) -> bool:
-    """`window_gate` as `assess` applies it: after the rules and the classifier (`rules`: their assessment of
+def _gate_at_run_time(user_texts: list[str], rules: Any, cfg: MessageReaderConfig, encoder: Any, bank: Any) -> int:
+    """`window_ceiling` as `assess` applies it: after the rules and the classifier (`rules`: their assessment of
     `user_texts`, semantic layer off), with the cues they leave to themselves."""
     from mentalens.safety.semantic import split_left_to_rules
 
     left, released = split_left_to_rules(rules.cues, rules.level)
-    return window_gate(user_texts, [*left, *released], cfg.reading, cfg.gate, encoder, bank)
+    return window_ceiling(user_texts, [*left, *released], cfg.reading, cfg.gate, encoder, bank)
 
 
 def build_message_reader(
@@ -419,9 +444,9 @@ def build_message_reader(
     thr, oof_scores = choose_thresholds(oof, gold, benign, (model.probabilities(dv), dev_rank), cfg, passes, base)
     model.thresholds = thr
     in_p = model.probabilities(x)
-    in_sample = score(_levels(np.where(passes[0][:, None], in_p, 0.0), thr), gold, benign)
+    in_sample = score(_levels(np.where(head_allowed(passes[0]), in_p, 0.0), thr), gold, benign)
     with_rules = {"rules_alone": score(base, gold, benign),  # what the reader adds (out of fold), whatever objective
-                  "rules_and_reader": score(np.maximum(base, _levels(np.where(passes[0][:, None], oof, 0.0), thr)),
+                  "rules_and_reader": score(np.maximum(base, _levels(np.where(head_allowed(passes[0]), oof, 0.0), thr)),
                                             gold, benign, base)}
     model.meta = {
         "kind": "message", "encoder": MODEL_NAME, "features": "minilm", "reading": cfg.reading, "window": WINDOW,
@@ -505,8 +530,15 @@ def message_cue(user_texts: Sequence[str], level: RiskLevel,
     probs = reader.probabilities(window_features(enc.encode([read(text, reader.reading)]), [user_texts], pooling, enc,
                                                  reader.reading))
     asked, p = reader.decide(probs)[0]
-    if asked <= level or not window_gate(user_texts, left, reader.reading, reader.gate, enc, get_bank()):
+    if asked <= level:
         return None
+    ceiling = window_ceiling(user_texts, left, reader.reading, reader.gate, enc, get_bank())
+    if asked.rank > ceiling:  # the heads above the gate's ceiling are off here, as in the threshold search
+        import numpy as np
+
+        asked, p = reader.decide(np.where(head_allowed([ceiling]), probs, 0.0))[0]
+        if asked <= level:
+            return None
     k = HEADS.index(asked)
     last = max(i for i, t in enumerate(user_texts) if t and t.strip())
     n = min(WINDOW, sum(1 for t in user_texts if t and t.strip()))
