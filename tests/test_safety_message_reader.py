@@ -261,7 +261,7 @@ def test_an_artefact_with_an_unknown_pooling_leaves_the_other_layers_in_charge(b
     mr.reset()
 
 
-@pytest.mark.parametrize("gate", ["sentences", "sentences+prototype", "undiscounted"])
+@pytest.mark.parametrize("gate", ["sentences", "sentences+prototype", "sentences+prototype-moderate", "undiscounted"])
 def test_each_gate_admits_the_windows_it_names(gate) -> None:
     """Round 37: "sentences" leaves a lone sentence to the sentence readers, "sentences+prototype" admits one near a
     risk prototype (the sentence readers' veto) up to high, "undiscounted" admits any; none admits a window whose cue
@@ -278,7 +278,8 @@ def test_each_gate_admits_the_windows_it_names(gate) -> None:
     crisis = "The pills are lined up on my desk and I'm done waiting."
     lookalike = "I want to jump on the trampoline with my kids."
     assert ceiling("Pills are in my hand. You were the only good part of this year.") == imminent
-    assert ceiling(crisis) == {"sentences": 0, "sentences+prototype": high, "undiscounted": imminent}[gate]
+    assert ceiling(crisis) == {"sentences": 0, "sentences+prototype": high,
+                               "sentences+prototype-moderate": RiskLevel.MODERATE.rank, "undiscounted": imminent}[gate]
     assert ceiling(lookalike) == (imminent if gate == "undiscounted" else 0)
     assert ceiling("I used to want to kill myself. I'm doing well now.") == 0
 
@@ -294,11 +295,11 @@ def test_a_ceiling_turns_off_the_heads_above_it() -> None:
     assert levels.tolist() == [RiskLevel.HIGH.rank, RiskLevel.IMMINENT.rank]
 
 
-@pytest.mark.parametrize("gate", ["sentences", "sentences+prototype"])
+@pytest.mark.parametrize("gate", ["sentences", "sentences+prototype", "sentences+prototype-moderate"])
 def test_at_run_time_a_lone_sentence_is_raised_no_higher_than_its_ceiling(gate, tmp_path, monkeypatch) -> None:
     """A reader that asks for imminent on everything: a lone crisis sentence the rules leave at none is left alone
-    under "sentences" and raised to high, not imminent, under "sentences+prototype"; a two-sentence window goes to
-    imminent under both."""
+    under "sentences" and raised no higher than the gate's ceiling under the others; a two-sentence window goes to
+    imminent under all."""
     from mentalens.safety.learned import LearnedRiskModel
 
     always = LearnedRiskModel.logistic(np.zeros((4, 2 * 384)), np.full(4, 9.0), [mr.OFF, 0.5, 0.5, 0.5])
@@ -311,7 +312,9 @@ def test_at_run_time_a_lone_sentence_is_raised_no_higher_than_its_ceiling(gate, 
     if gate == "sentences":
         assert got is None
     else:
-        assert got is not None and got[0] == RiskLevel.HIGH and got[1].rule == "learned-message:high"
+        top = mr.LONE_SENTENCE_CEILINGS[gate]
+        assert top < RiskLevel.IMMINENT and got is not None and got[0] == top
+        assert got[1].rule == f"learned-message:{top.value}"
     two = mr.message_cue(["Pills are in my hand.", "You were the only good part of this year."], RiskLevel.NONE)
     assert two is not None and two[0] == RiskLevel.IMMINENT
     mr.reset()

@@ -201,10 +201,14 @@ def window_features(window_vecs: Any, windows: Sequence[Sequence[str]], pooling:
 #   `semantic.LEARNED_GATES`), so a lone sentence is read under the same veto as the sentence readers', and it is
 #   raised to high at most (`window_ceiling`): read alone, "Took all my pills last month, I'm home now." went to
 #   imminent, where the rules read the attempt's time (round 37);
+# - "sentences+prototype-moderate": the same, a lone sentence raised to moderate at most (round 37);
 # - "undiscounted": the rules discounted nothing in the window, however many sentences it has (round 37);
 # - "prototype": as the sentence readers' gate, on a sentence of the window the rules do not hold;
 # - "none": the reader alone.
-MESSAGE_GATES = ("sentences", "sentences+prototype", "undiscounted", "prototype", "none")
+# the highest level a lone sentence may be raised to, by gate ("sentences": none; not listed: any)
+LONE_SENTENCE_CEILINGS = {"sentences": RiskLevel.NONE, "sentences+prototype": RiskLevel.HIGH,
+                          "sentences+prototype-moderate": RiskLevel.MODERATE}
+MESSAGE_GATES = (*LONE_SENTENCE_CEILINGS, "undiscounted", "prototype", "none")
 
 
 def window_gate(user_texts: Sequence[str], left: Sequence[Cue], reading: str, kind: str, encoder: Any,
@@ -216,16 +220,17 @@ def window_gate(user_texts: Sequence[str], left: Sequence[Cue], reading: str, ki
     idx = [i for i, t in enumerate(user_texts) if t and t.strip()][-WINDOW:]
     if not idx or kind == "none":
         return bool(idx)
-    if kind in ("sentences", "sentences+prototype", "undiscounted"):
+    lone_gate = kind in LONE_SENTENCE_CEILINGS and kind != "sentences"
+    if kind in LONE_SENTENCE_CEILINGS or kind == "undiscounted":
         if any(c.weight == 0 and c.construct != "stressor" and c.message_index >= idx[0] for c in left):
             return False  # the rules understood a cue here as past, negated, quoted, ...: theirs
         if kind == "undiscounted" or sum(len(sentence_units(user_texts[i])) for i in idx) >= 2:
             return True
         if kind == "sentences":
             return False
-    # "prototype": the sentences the rules do not hold; a lone sentence of "sentences+prototype": itself, held or not
+    # "prototype": the sentences the rules do not hold; a lone sentence of "sentences+prototype...": itself, held or not
     units = [(i, s, e) for i, s, e in message_units(user_texts)
-             if i >= idx[0] and (kind == "sentences+prototype" or not _discounted((i, s, e), left))]
+             if i >= idx[0] and (lone_gate or not _discounted((i, s, e), left))]
     units = [user_texts[i][s:e] for i, s, e in units if english(user_texts[i][s:e])]
     kind = "prototype"
     if not units:
@@ -236,14 +241,14 @@ def window_gate(user_texts: Sequence[str], left: Sequence[Cue], reading: str, ki
 
 def window_ceiling(user_texts: Sequence[str], left: Sequence[Cue], reading: str, kind: str, encoder: Any,
                    bank: Any) -> int:
-    """The highest rank a raise of this window may reach under the gate `kind`: 0 where `window_gate` stops it, high
-    for a lone sentence under "sentences+prototype", else imminent."""
+    """The highest rank a raise of this window may reach under the gate `kind`: 0 where `window_gate` stops it, the
+    gate's LONE_SENTENCE_CEILINGS for a lone sentence, else imminent."""
     from mentalens.safety.semantic import sentence_units
 
     if not window_gate(user_texts, left, reading, kind, encoder, bank):
         return 0
-    if kind == "sentences+prototype" and sum(len(sentence_units(t)) for t in window_messages(user_texts)) < 2:
-        return RiskLevel.HIGH.rank
+    if kind in LONE_SENTENCE_CEILINGS and sum(len(sentence_units(t)) for t in window_messages(user_texts)) < 2:
+        return LONE_SENTENCE_CEILINGS[kind].rank
     return RiskLevel.IMMINENT.rank
 
 
