@@ -39,7 +39,8 @@ def test_shape(rows) -> None:
                                           "dev37", "dev38", "dev39", "dev40", "dev41", "dev42",
                                           "dev43", "dev44", "dev45", "dev46", "dev47", "dev48",
                                           "dev49", "dev50", "dev51", "dev52", "dev53", "dev54",
-                                          "dev55", "dev56", "dev57", "dev58", "dev59", "dev60"}
+                                          "dev55", "dev56", "dev57", "dev58", "dev59", "dev60",
+                                          "dev61", "dev62"}
     for r in rows:
         assert r["messages"] and set(r["flags"]) == {"harm_to_others", "abuse", "medical_emergency", "others_at_risk"}
 
