@@ -191,7 +191,7 @@ def window_features(window_vecs: Any, windows: Sequence[Sequence[str]], pooling:
     return np.hstack([np.asarray(window_vecs, dtype=np.float32), np.asarray(out, dtype=np.float32)])
 
 
-# What a raise must also pass (`window_gate`), by the name the artefact records:
+# What a raise must also pass (`window_ceiling`), by the name the artefact records:
 # - "sentences": the window has two sentences or more (a single sentence is the sentence readers' job, and alone the
 #   message reader read "I'm sitting on the edge of the bed" as imminent), and the rules discounted nothing in it (a
 #   cue they read as past, negated, quoted, hypothetical, a figure of speech or an ordinary use: "I used to want to
@@ -211,45 +211,36 @@ LONE_SENTENCE_CEILINGS = {"sentences": RiskLevel.NONE, "sentences+prototype": Ri
 MESSAGE_GATES = (*LONE_SENTENCE_CEILINGS, "undiscounted", "prototype", "none")
 
 
-def window_gate(user_texts: Sequence[str], left: Sequence[Cue], reading: str, kind: str, encoder: Any,
-                bank: Any) -> bool:
-    """Whether the window passes the gate `kind` (MESSAGE_GATES); `left`: the rule cues whose sentences the rules
-    hold (`semantic.split_left_to_rules`, released context phrases included)."""
+def window_ceiling(user_texts: Sequence[str], left: Sequence[Cue], reading: str, kind: str, encoder: Any,
+                   bank: Any) -> int:
+    """The highest rank a raise of this window may reach under the gate `kind` (MESSAGE_GATES): 0 where the gate
+    stops it, the gate's LONE_SENTENCE_CEILINGS for a lone sentence, else imminent. `left`: the rule cues whose
+    sentences the rules hold (`semantic.split_left_to_rules`, released context phrases included)."""
     from mentalens.safety.semantic import _discounted, learned_gate, message_units, sentence_units
 
     idx = [i for i, t in enumerate(user_texts) if t and t.strip()][-WINDOW:]
-    if not idx or kind == "none":
-        return bool(idx)
-    lone_gate = kind in LONE_SENTENCE_CEILINGS and kind != "sentences"
+    if not idx:
+        return 0
+    top = RiskLevel.IMMINENT.rank
+    if kind == "none":
+        return top
+    lone = False
     if kind in LONE_SENTENCE_CEILINGS or kind == "undiscounted":
         if any(c.weight == 0 and c.construct != "stressor" and c.message_index >= idx[0] for c in left):
-            return False  # the rules understood a cue here as past, negated, quoted, ...: theirs
+            return 0  # the rules understood a cue here as past, negated, quoted, ...: theirs
         if kind == "undiscounted" or sum(len(sentence_units(user_texts[i])) for i in idx) >= 2:
-            return True
-        if kind == "sentences":
-            return False
-    # "prototype": the sentences the rules do not hold; a lone sentence of "sentences+prototype...": itself, held or not
+            return top
+        top, lone = LONE_SENTENCE_CEILINGS[kind].rank, True
+        if not top:
+            return 0
+    # "prototype": the sentences the rules do not hold; a lone sentence: itself, held or not
     units = [(i, s, e) for i, s, e in message_units(user_texts)
-             if i >= idx[0] and (lone_gate or not _discounted((i, s, e), left))]
+             if i >= idx[0] and (lone or not _discounted((i, s, e), left))]
     units = [user_texts[i][s:e] for i, s, e in units if english(user_texts[i][s:e])]
-    kind = "prototype"
     if not units:
-        return False
-    vecs = encoder.encode([read(u, reading) for u in units])
-    return any(learned_gate(cos, benign, kind) for _b, cos, benign in bank.match(vecs))
-
-
-def window_ceiling(user_texts: Sequence[str], left: Sequence[Cue], reading: str, kind: str, encoder: Any,
-                   bank: Any) -> int:
-    """The highest rank a raise of this window may reach under the gate `kind`: 0 where `window_gate` stops it, the
-    gate's LONE_SENTENCE_CEILINGS for a lone sentence, else imminent."""
-    from mentalens.safety.semantic import sentence_units
-
-    if not window_gate(user_texts, left, reading, kind, encoder, bank):
         return 0
-    if kind in LONE_SENTENCE_CEILINGS and sum(len(sentence_units(t)) for t in window_messages(user_texts)) < 2:
-        return LONE_SENTENCE_CEILINGS[kind].rank
-    return RiskLevel.IMMINENT.rank
+    vecs = encoder.encode([read(u, reading) for u in units])
+    return top if any(learned_gate(cos, benign, "prototype") for _b, cos, benign in bank.match(vecs)) else 0
 
 
 # ---------------------------------------------------------------------------------------------------- build
