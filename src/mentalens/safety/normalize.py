@@ -48,6 +48,8 @@ KNOWN_MISSPELLINGS = {
     "hnag": "hang", "roap": "rope", "garge": "garage", "bloood": "blood",
     "cuttin": "cutting", "agen": "again", "tiem": "time", "teh": "the", "standin": "standing", "wen": "when",
     "garag": "garage", "alredy": "already", "paracetemol": "paracetamol",
+    "evry": "every", "evrywhere": "everywhere", "blod": "blood", "purpos": "purpose", "roud": "round",
+    "redy": "ready", "nite": "night",
 }
 _TOKEN = re.compile(r"[a-z]+")
 
