@@ -414,10 +414,40 @@ def test_levels(text: str, expected: str) -> None:
         ("There's a voice in me going 'just kill yourself'. I won't act on it.", "moderate"),
         ("Estoy en la azotea. Ya me despedí de mi madre.", "imminent"),
         ("Ya me despedí de mi madre en el aeropuerto.", "none"),
+        # round 39: dev61 + dev62's misses and look-alikes
+        ("Shot everything I had left at once, on purpose. Hands shaking.", "imminent"),
+        ("Shot everything I had at the range today, great session.", "none"),
+        ("Emptied both insulin pens into myself.", "imminent"),
+        ("cut rly deep its not stopping", "imminent"),
+        ("Home since Friday after the thing with the belt.", "high"),
+        ("I've had actual suicidal thoughts this week for the first time.", "moderate"),
+        ("barcode arms again this week", "high"),
+        ("Scanned the barcode on my arm tattoo, it links to my band's page.", "none"),
+        ("got the stuff for the sewerslide", "high"),
+        ("kms attempt #2 was last weekend", "high"),
+        ("I know how much it'll take to not wake up.", "high"),
+        ("Gave the dog to my neighbour, and I'm saving my script. Told the GP I lost the last one.", "high"),
+        ("I'm saving my script as a PDF on my phone.", "none"),
+        ("I'm saving my script for the audition, it needs one more pass.", "none"),
+        ("I've a supply of my late husband's tablets put by. I'm choosing when.", "high"),
+        ("I'm using the lot tonight, on purpose.", "imminent"),
+        ("unaliving myself in like 10 min", "imminent"),
+        ("cup's mixed. drinking it after i post this", "imminent"),
+        ("I won't be around after that. I've got it all worked out.", "high"),
+        ("Got it all worked out: the train at 8, then the ferry.", "none"),
+        ("I've picked the date and written them a letter so they understand why.", "high"),
+        ("Estoy en las vías. No me busquen.", "imminent"),
+        ("Dejé una carta para cada uno. Ya sé dónde y cómo.", "high"),
+        ("Compré varias cajas en farmacias distintas para que no me pregunten.", "high"),
+        ("Me encerré en el baño con la cuchilla y hay mucha sangre.", "imminent"),
+        ("Pienso en terminar con todo desde que perdí el trabajo.", "moderate"),
+        ("Voy a terminar con todo el trabajo antes del viernes.", "none"),
+        ("La clase de spinning de hoy me mató, no siento las piernas.", "none"),
+        ("Hoy me mato, ya no aguanto más.", "imminent"),
     ],
 )
 def test_phrasings_missed_on_blind_splits(text: str, expected: str) -> None:
-    """Rounds 17-27 and 38 of issue 7: plain statements the lexicon lacked, each beside look-alikes of its shape."""
+    """Rounds 17-27, 38 and 39 of issue 7: plain statements the lexicon lacked, each beside look-alikes of its shape."""
     assert level(text) == expected
 
 

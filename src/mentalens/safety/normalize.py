@@ -25,6 +25,7 @@ VOCAB = (
     "unaliving", "hopeless", "worthless", "thinking", "goodbye", "paracetamol", "acetaminophen", "ibuprofen",
     "sleeping", "commit", "committing", "matarme", "quitarme", "morirme", "pastillas", "ahorcarme", "cortarme",
     "intentado", "pensando", "despertar", "tonight", "killing", "cutting", "ending", "wrists", "better",
+    "sertraline", "fluoxetine", "citalopram", "amitriptyline", "quetiapine", "mirtazapine",
 )
 _VOCAB_SET = frozenset(VOCAB)
 # real words at edit distance 1 of a vocabulary word: never "corrected"
