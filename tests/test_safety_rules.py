@@ -444,10 +444,37 @@ def test_levels(text: str, expected: str) -> None:
         ("Voy a terminar con todo el trabajo antes del viernes.", "none"),
         ("La clase de spinning de hoy me mató, no siento las piernas.", "none"),
         ("Hoy me mato, ya no aguanto más.", "imminent"),
+        # round 40: dev63 + dev64's misses and look-alikes
+        ("Five fentanyl patches on now instead of one.", "imminent"),
+        ("Two nicotine patches on now, trying to quit properly.", "none"),
+        ("Checked the beam in the barn will hold my weight.", "high"),
+        ("I will jump from the terrace after the results.", "high"),
+        ("I don't want it to be my son who finds me.", "high"),
+        ("I'm going up alone. I'm not planning on coming down. I've picked the spot.", "high"),
+        ("i thnk abt endin my life evry day, not gna act on it", "moderate"),
+        ("my brain: kys. every day. not gonna", "moderate"),
+        ("The words 'just kill yourself' pop into my head all day. I won't.", "moderate"),
+        ("Killing myself has started to feel like a reasonable idea. No plan.", "moderate"),
+        ("The thought of eating my own gun comes most nights.", "moderate"),
+        ("cut 2 deep its not stoping", "imminent"),
+        ("I have consumed the whole bottle of pesticide.", "imminent"),
+        ("Shot everything I had left and I meant it.", "imminent"),
+        ("I was in hospital after taking an overdose on the 3rd.", "high"),
+        ("I think about taking an overdose when it gets bad. No plan.", "moderate"),
+        ("Sitting on the ledge, legs over the side, before I let myself slide off.", "imminent"),
+        ("After I pay this month rent, I no go dey this world again.", "high"),
+        ("Got more than enough now to make sure I don't wake up.", "high"),
+        ("Set three alarms to make sure I don't sleep through the exam.", "none"),
+        ("Bought otapiapia from the market and hid it.", "high"),
+        ("rote my leters 2 evry1. doin it sat", "high"),
+        ("Se me pasa por la cabeza quitarme de en medio.", "moderate"),
+        ("Tengo el revólver en la mano. Esta noche se termina todo.", "imminent"),
+        ("El viernes me quito la vida, ya lo tengo decidido.", "high"),
+        ("Busqué desde qué altura una caída no se sobrevive.", "high"),
     ],
 )
 def test_phrasings_missed_on_blind_splits(text: str, expected: str) -> None:
-    """Rounds 17-27, 38 and 39 of issue 7: plain statements the lexicon lacked, each beside look-alikes of its shape."""
+    """Rounds 17-27 and 38-40 of issue 7: plain statements the lexicon lacked, each beside look-alikes of its shape."""
     assert level(text) == expected
 
 
