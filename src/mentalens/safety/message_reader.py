@@ -432,17 +432,18 @@ def build_message_reader(
     tune_texts = [_user_texts(r["messages"]) for r in tune]
     tune_rules = [assess(texts, semantic=False) for texts in tune_texts]  # once: the gate and the system objective
     base = np.array([a.level.rank for a in tune_rules])
-    passes = (np.array([_gate_at_run_time(t, a, cfg, enc, bank) for t, a in zip(tune_texts, tune_rules, strict=True)]),
-              np.array([_gate_at_run_time([r.text], a, cfg, enc, bank) for r, a in zip(dev, dev_rules, strict=True)]))
+    ceilings = (
+        np.array([_gate_at_run_time(t, a, cfg, enc, bank) for t, a in zip(tune_texts, tune_rules, strict=True)]),
+        np.array([_gate_at_run_time([r.text], a, cfg, enc, bank) for r, a in zip(dev, dev_rules, strict=True)]))
     if hasattr(enc, "flush"):
         enc.flush()
     say("choosing thresholds out of fold")
-    thr, oof_scores = choose_thresholds(oof, gold, benign, (model.probabilities(dv), dev_rank), cfg, passes, base)
+    thr, oof_scores = choose_thresholds(oof, gold, benign, (model.probabilities(dv), dev_rank), cfg, ceilings, base)
     model.thresholds = thr
-    in_p = model.probabilities(x)
-    in_sample = score(_levels(np.where(head_allowed(passes[0]), in_p, 0.0), thr), gold, benign)
+    allowed = head_allowed(ceilings[0])  # which heads may raise each tuning item
+    in_sample = score(_levels(np.where(allowed, model.probabilities(x), 0.0), thr), gold, benign)
     with_rules = {"rules_alone": score(base, gold, benign),  # what the reader adds (out of fold), whatever objective
-                  "rules_and_reader": score(np.maximum(base, _levels(np.where(head_allowed(passes[0]), oof, 0.0), thr)),
+                  "rules_and_reader": score(np.maximum(base, _levels(np.where(allowed, oof, 0.0), thr)),
                                             gold, benign, base)}
     model.meta = {
         "kind": "message", "encoder": MODEL_NAME, "features": "minilm", "reading": cfg.reading, "window": WINDOW,
