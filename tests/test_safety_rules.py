@@ -471,11 +471,95 @@ def test_levels(text: str, expected: str) -> None:
         ("Tengo el revólver en la mano. Esta noche se termina todo.", "imminent"),
         ("El viernes me quito la vida, ya lo tengo decidido.", "high"),
         ("Busqué desde qué altura una caída no se sobrevive.", "high"),
+        # round 41: dev65 + dev66's misses and look-alikes
+        ("Have swallowed all the tablets in the drawer.", "imminent"),
+        ("Loaded the whole bag into one syringe. Doing it on purpose this time.", "imminent"),
+        ("Got enough here to stop my heart, and it's not an accident this time.", "imminent"),
+        ("I broke the vase on purpose this time, sorry mum.", "none"),
+        ("Counted my pills out into a jar. I'll take them when the holidays are over.", "high"),
+        ("Counted my tablets into the dosette box for the week.", "none"),
+        ("I deliberately took far too much last month and woke up in hospital.", "high"),
+        ("Two weeks out of intensive care after the overdose and I still wish it had worked.", "high"),
+        ("I tried to gas myself in the car in March.", "high"),
+        ("I keep having thoughts of doing away with myself. No plan.", "moderate"),
+        ("I've thought about taking myself out so many times.", "moderate"),
+        ("I'm thinking about taking myself out for dinner tonight.", "none"),
+        ("I'm sat on the window ledge with my legs over. Going to push off soon.", "imminent"),
+        ("Sitting on the windowsill with my legs out, enjoying the sun.", "none"),
+        ("Cleaned my rifle last night. Working out the when.", "high"),
+        ("Signed the house over to my sister. The only thing left is to get the rope.", "high"),
+        ("The only thing left is to take the dog for a walk.", "none"),
+        ("Cleared all my debts. The beam is strong enough, I've checked.", "high"),
+        ("Paid off all my debts this year, so proud!", "none"),
+        ("The branch is strong enough for the swing, I checked.", "none"),
+        ("Googled how many of my sleeping pills would kill me.", "high"),
+        ("Googled how much chocolate would be lethal for a dog.", "none"),
+        ("I've been holding back some of my tablets each week. I've decided.", "high"),
+        ("Friday is the day I've chosen to end my life.", "high"),
+        ("Sunday will be my last day alive.", "high"),
+        ("Friday is my last day at work!", "none"),
+        ("been stockpiling for weeks now. kms", "high"),
+        ("Wrote letters to everyone before I kill myself.", "high"),
+        ("They'd all cope better without me.", "low"),
+        ("The team will cope better without me micromanaging.", "none"),
+        ("Dignitas turned me down last month.", "moderate"),
+        ("I keep thinking how easy it would be to swerve into the path of a lorry.", "moderate"),
+        ("Had the thought again in the meeting: I could just end my life and none of it would matter.", "moderate"),
+        ("My suicidal thoughts are worse than when I was using.", "moderate"),
+        ("still doing sh most nights", "high"),
+        ("sh relapse last night, sorry", "high"),
+        ("I do sh scripts at work all day.", "none"),
+        ("Stuck five of the patches on my chest at once.", "imminent"),
+        ("Stuck five patches on my jacket.", "none"),
+        ("swallowed the whole stash just now", "imminent"),
+        ("Pagué mis deudas y ya hice mi testamento. Elegí el día.", "high"),
+        ("Pagué las deudas de la tarjeta, ¡por fin!", "none"),
+        ("La soga ya está amarrada. Me voy ya, perdón.", "imminent"),
+        ("Emailed payroll to send my final pay to my son. Sunday is when I'll do it.", "high"),
+        ("Which floor is high enough that you wouldn't survive? Asking for me.", "high"),
+        ("Which floor is high enough that you wouldn't survive the fall in the film?", "none"),
+        ("i tooken all my mums pils", "imminent"),
+        ("got the cord rnd my neck, kicking the chair aftr this msg", "imminent"),
+        ("Standing on a stool with the flex tied round my neck.", "imminent"),
+        (
+            "Buying paracetamol from different chemists. Up to sixty now. Keeping them for the week after the funeral.",
+            "high",
+        ),
     ],
 )
 def test_phrasings_missed_on_blind_splits(text: str, expected: str) -> None:
-    """Rounds 17-27 and 38-40 of issue 7: plain statements the lexicon lacked, each beside look-alikes of its shape."""
+    """Rounds 17-27 and 38-41 of issue 7: plain statements the lexicon lacked, each beside look-alikes of its shape."""
     assert level(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("My best mate posted a goodbye on his story and isn't answering.", "none"),
+        ("My little sis posted a goodbye and won't pick up.", "none"),
+        # a form of address is no subject: the writer's own goodbye
+        ("mate, posted my goodbye on my story. this is it", "high"),
+    ],
+)
+def test_a_person_word_after_a_determiner_is_someone_else(text: str, expected: str) -> None:
+    """Round 41 (dev64-0184): "mate" names someone else after "my best", not when it addresses the reader."""
+    assert level(text, semantic=False) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # the attempt's own sentence is dated long ago; "yesterday" belongs to another event
+        ("Ten years ago I tried to kill myself. Yesterday I ran my first marathon.", "low"),
+        # ...but "again" refers back to the act, and an undated act takes the message's recent day
+        ("Ten years ago I tried to kill myself. I tried again yesterday.", "high"),
+        ("Years ago I cut myself. Did it again last night.", "high"),
+        ("I cut myself when I was 14 and again yesterday.", "high"),
+    ],
+)
+def test_a_recent_day_dates_an_attempt_only_in_its_own_sentence(text: str, expected: str) -> None:
+    """Round 41 (dev64-0214): a recovery story whose other sentence says "yesterday" is not a recent attempt."""
+    assert level(text, semantic=False) == expected
 
 
 def test_a_jump_site_with_the_car_left_for_its_finder_is_imminent() -> None:

@@ -50,7 +50,8 @@ KNOWN_MISSPELLINGS = {
     "cuttin": "cutting", "agen": "again", "tiem": "time", "teh": "the", "standin": "standing", "wen": "when",
     "garag": "garage", "alredy": "already", "paracetemol": "paracetamol",
     "evry": "every", "evrywhere": "everywhere", "blod": "blood", "purpos": "purpose", "roud": "round",
-    "redy": "ready", "nite": "night",
+    "redy": "ready", "nite": "night", "tooken": "taken", "rnd": "round", "aftr": "after", "gna": "gonna",
+    "msg": "message", "sory": "sorry", "loded": "loaded",
 }
 _TOKEN = re.compile(r"[a-z]+")
 

@@ -43,7 +43,8 @@ _QUOTED = re.compile(r"[\"\u201c\u201d\u201e\u00ab\u00bb]([^\"\u201c\u201d\u201e
                      r"[\"\u201c\u201d\u201e\u00ab\u00bb]|(?:^|(?<=[\s(]))['\u2018]([^'\u2019\n]{3,300})['\u2019]"
                      r"(?=[\s.,!?;:)]|$)")
 _LATER = re.compile(r"\b(?:tomorrow|tomorow|next\s+(?:week|month|year)|this\s+weekend|weekend|someday|one\s+day|"
-                    r"eventually|after\s+(?:my|the)\s+(?:exams?|birthday|holidays?|wedding)|manana|"
+                    r"eventually|after\s+(?:my|the)\s+(?:exams?|birthday|holidays?|wedding|funeral|anniversary|christmas)|"
+                    r"(?:day|week|month|weekend)\s+after\s+(?:my|the|his|her|our)\s+\w+|manana|"
                     r"fin\s+de\s+semana|la\s+proxima\s+semana)\b")
 
 
@@ -79,6 +80,8 @@ class Lexicon:
     recovery: re.Pattern[str]
     third_person: frozenset[str]
     first_person: frozenset[str]
+    third_person_possessed: frozenset[str] = frozenset()  # also in third_person; someone else only after a determiner
+    possessive_determiners: frozenset[str] = frozenset()
     version: int = 1
 
 
@@ -142,8 +145,10 @@ def load_lexicon(path: str | None = None) -> Lexicon:
         benign_context=_phrases(mod.get("benign_context", ())),
         ordinary_use=_phrases(mod.get("ordinary_use", ())),
         cover_story=_phrases(mod.get("cover_story", ())),
-        third_person=frozenset(mod.get("third_person", ())),
+        third_person=frozenset(mod.get("third_person", ())) | frozenset(mod.get("third_person_possessed", ())),
         first_person=frozenset(mod.get("first_person", ())),
+        third_person_possessed=frozenset(mod.get("third_person_possessed", ())),
+        possessive_determiners=frozenset(mod.get("possessive_determiners", ())),
         version=int(doc.get("version", 1)),
     )
 
@@ -240,10 +245,10 @@ def analyze_message(text: str, index: int = 0, lex: Lexicon | None = None) -> Me
                 if lex.hypothetical.search(clause_prefix) or lex.hypothetical.search(norm[max(0, cstart - 40):cstart]):
                     weight, note = 0.0, "hypothetical or question about others"
                 elif construct in ("ideation", "passive", "intent", "plan", "burden", "hopeless") and (
-                        lex.past.search(clause_prefix) or lex.past.search(norm[m.end():_clause_end(norm, m.end())])):
+                        lex.past.search(clause_prefix)
+                        or lex.past.search(_before_comparison(norm[m.end():_clause_end(norm, m.end())]))):
                     weight, note = 0.0, "in the past"
-                elif construct in ("recent_attempt", "selfharm") and remote and not re.search(
-                        r"\b(?:again|otra\s+vez|de\s+nuevo|last\s+night|yesterday|anoche|ayer)\b", norm):
+                elif construct in ("recent_attempt", "selfharm") and remote and not _recent_again(norm, m, lex):
                     construct, note = "history", "in the past"
                 elif construct == "attempt_now" and _ATTEMPT_PAST.search(
                         norm, *_sentence_window(norm, m.start(), m.end())) and not _ATTEMPT_JUST_NOW.search(
@@ -328,6 +333,8 @@ def _subject(tokens: list[str], lex: Lexicon) -> str | None:
             continue
         if t == "he" and k + 1 < len(tokens) and _ES_PARTICIPLE.fullmatch(tokens[k + 1]):
             continue  # Spanish "he estado guardando", "he tomado": haber, not the English "he"
+        if t in lex.third_person_possessed and not lex.possessive_determiners & set(tokens[max(0, k - 2):k]):
+            continue  # "mate, kms" addresses someone; "my best mate posted a goodbye" is about him
         if t in lex.first_person or t in lex.third_person:
             return t
     return None
@@ -409,6 +416,29 @@ _ATTEMPT_PAST = re.compile(
 _ATTEMPT_JUST_NOW = re.compile(
     r"\b(?:(?:a\s+few|few|\d+|an?|one|two|three|five|ten|twenty|thirty|forty|fifty)\s+(?:minutes?|mins?|hours?)\s+ago|"
     r"just\s+now|right\s+now|hace\s+(?:un\s+rato|unos\s+minutos|una\s+hora|\d+\s+minutos))\b")
+
+
+# "the suicidal thoughts are worse than when I was drinking", "I'll walk into the sea the way we used to walk along
+# it": a past tense after a comparison dates the thing compared, not the cue
+_COMPARISON = re.compile(r"\b(?:than|the\s+way|like)\b")
+
+
+def _before_comparison(after: str) -> str:
+    return _COMPARISON.split(after, maxsplit=1)[0]
+
+
+_AGAIN = re.compile(r"\b(?:again|otra\s+vez|de\s+nuevo)\b")
+_RECENT_DAY = re.compile(r"\b(?:last\s+night|yesterday|anoche|ayer)\b")
+
+
+def _recent_again(norm: str, m: re.Match[str], lex: Lexicon) -> bool:
+    """Whether a message that names a remote time also says this act happened again or lately. "Again" anywhere
+    refers back to the act; "yesterday" does only where the act's own sentence names no remote time ("Seven years
+    ago I tried to end my life. Yesterday I got married" is a recovery story)."""
+    if _AGAIN.search(norm):
+        return True
+    own = _sentence_window(norm, m.start(), m.end(), after=0)
+    return bool(_RECENT_DAY.search(norm, *own) if lex.remote.search(norm, *own) else _RECENT_DAY.search(norm))
 
 
 def _sentence_window(norm: str, start: int, end: int, after: int = 1) -> tuple[int, int]:
