@@ -276,13 +276,12 @@ def score(levels: Any, gold: Any, benign: Any, base: Any = None) -> dict[str, fl
             if (gold > 0).any() else 0.0}
 
 
-def head_allowed(gate: Any) -> Any:
-    """(rows, heads): whether each head may raise each row, from the gate's pass (bool) or ceiling (rank) per row."""
+def head_allowed(ceilings: Any) -> Any:
+    """(rows, heads): whether each head may raise each row, from the highest rank a raise of that row may reach
+    (`window_ceiling`: 0 where the gate fails, IMMINENT where it passes without a cap)."""
     import numpy as np
 
-    g = np.asarray(gate)
-    ceiling = np.where(g, RiskLevel.IMMINENT.rank, 0) if g.dtype == bool else g
-    return np.array([h.rank for h in HEADS])[None, :] <= ceiling[:, None]
+    return np.array([h.rank for h in HEADS])[None, :] <= np.asarray(ceilings)[:, None]
 
 
 def choose_thresholds(oof: Any, gold: Any, benign: Any, everyday: tuple[Any, Any],
@@ -292,8 +291,8 @@ def choose_thresholds(oof: Any, gold: Any, benign: Any, everyday: tuple[Any, Any
     classifier's job) for the highest recall high+ + moderate+ within both false-alarm limits; ties go to fewer
     benign raises, then to higher thresholds. Every head off if nothing fits. `everyday`: the GoEmotions dev
     comments' probabilities and the rank the rules and the classifier give each (a raise is a level above it).
-    `gate`: whether each tuning item and each comment passes the run-time gate (a raise stands only where it does),
-    or the highest rank a raise of each may reach (`window_ceiling`).
+    `gate`: the highest rank a raise of each tuning item and of each comment may reach under the run-time gate
+    (`window_ceiling`; 0 where it fails).
     `base`: the rank the rules and the classifier give each tuning item; used under the "system" objective only."""
     import itertools
 
