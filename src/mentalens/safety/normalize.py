@@ -51,7 +51,8 @@ KNOWN_MISSPELLINGS = {
     "garag": "garage", "alredy": "already", "paracetemol": "paracetamol",
     "evry": "every", "evrywhere": "everywhere", "blod": "blood", "purpos": "purpose", "roud": "round",
     "redy": "ready", "nite": "night", "tooken": "taken", "rnd": "round", "aftr": "after", "gna": "gonna",
-    "msg": "message", "sory": "sorry", "loded": "loaded",
+    "msg": "message", "sory": "sorry", "loded": "loaded", "purpse": "purpose", "rop": "rope", "banistr": "banister",
+    "chiar": "chair", "railng": "railing",
 }
 _TOKEN = re.compile(r"[a-z]+")
 

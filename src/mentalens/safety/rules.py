@@ -44,7 +44,8 @@ _QUOTED = re.compile(r"[\"\u201c\u201d\u201e\u00ab\u00bb]([^\"\u201c\u201d\u201e
                      r"(?=[\s.,!?;:)]|$)")
 _LATER = re.compile(r"\b(?:tomorrow|tomorow|next\s+(?:week|month|year)|this\s+weekend|weekend|someday|one\s+day|"
                     r"eventually|after\s+(?:my|the)\s+(?:exams?|birthday|holidays?|wedding|funeral|anniversary|christmas)|"
-                    r"(?:day|week|month|weekend)\s+after\s+(?:my|the|his|her|our)\s+\w+|manana|"
+                    r"(?:day|week|month|weekend)\s+after\s+(?:(?:my|the|his|her|our)\s+)?\w+|"
+                    r"(?:once|when|after)\s+(?:the|my|his|her)\s+\w+\s+(?:is\s+|are\s+)?(?:done|over|finished)|manana|"
                     r"fin\s+de\s+semana|la\s+proxima\s+semana)\b")
 
 
@@ -312,7 +313,10 @@ _EL_SUBJECT_NEXT = frozenset({"se", "me", "te", "lo", "la", "le", "no", "ya", "t
                               "dijo", "quiere", "intento"})
 
 
-_ON_PURPOSE = re.compile(r"\b(?:on purpose|deliberately|intentionally|a proposito)\b")
+# an act said to be meant: "on purpose", or a habit on the body ("I've been burning my wrists with my straighteners
+# again" is no accident, whatever the straighteners suggest)
+_ON_PURPOSE = re.compile(r"\b(?:on purpose|deliberately|intentionally|a proposito|ive been (?:burning|cutting|"
+                         r"scratching|carving) my (?:wrists?|arms?|thighs?|legs?|stomach))\b")
 _NOT_ON_PURPOSE = re.compile(r"\b(?:not|nt|never|didnt|wasnt|werent|isnt|no)\b(?:\s+\w+){0,3}?\s+"
                              r"(?:on purpose|deliberately|intentionally|a proposito)\b")
 
