@@ -81,7 +81,7 @@ SPLITS = ("test", "challenge", "challenge2", "challenge3", "challenge4", "challe
 # dev47/dev48 in round 31, dev49/dev50 in round 32, dev51/dev52 in round 33, dev53/dev54 in round 34,
 # dev55/dev56 in round 35, dev57/dev58 in round 36, dev59/dev60 in round 37, dev61/dev62 in round 38,
 # dev63/dev64 in round 39, dev65/dev66 in round 40, dev67/dev68 in round 41, dev69/dev70 in round 42)
-UNREAD: tuple[str, ...] = ()
+UNREAD: tuple[str, ...] = ("dev71", "dev72")
 KINDS = ("system", "rules_classifier", "rules_only")  # system = rules + classifier + semantic layer
 OUT = REPO / "bench" / "results"
 

@@ -41,7 +41,8 @@ def test_shape(rows) -> None:
                                           "dev49", "dev50", "dev51", "dev52", "dev53", "dev54",
                                           "dev55", "dev56", "dev57", "dev58", "dev59", "dev60",
                                           "dev61", "dev62", "dev63", "dev64", "dev65",
-                                          "dev66", "dev67", "dev68", "dev69", "dev70"}
+                                          "dev66", "dev67", "dev68", "dev69", "dev70",
+                                          "dev71", "dev72"}
     for r in rows:
         assert r["messages"] and set(r["flags"]) == {"harm_to_others", "abuse", "medical_emergency", "others_at_risk"}
 
