@@ -227,7 +227,10 @@ def main() -> None:
             "rules_only": {"use_classifier": False, "semantic": False}}
     semantic.get_bank()
     assess("warm up the encoder", semantic=True)
-    for r in rows:
+    from tqdm import tqdm
+
+    # tqdm writes to stderr at most every 30 s, so a log of a 45-minute read shows where it is
+    for r in tqdm(rows, desc="labelled items", unit="item", mininterval=30):
         for kind in KINDS:
             t0 = time.perf_counter()
             preds[kind][r["id"]] = assess(r["messages"], **opts[kind])
@@ -251,7 +254,7 @@ def main() -> None:
     users = load_cssrs()
     c_rules, c_sys = {}, {}
     t0 = time.perf_counter()
-    for u in users:
+    for u in tqdm(users, desc="C-SSRS users, rules", unit="user", mininterval=30):
         c_rules[u.id] = assess(list(u.posts), use_classifier=False)
     t_cssrs = time.perf_counter() - t0
     held = [u for u in users if cssrs_split(u.id) == "test"]
