@@ -56,12 +56,12 @@ def record() -> dict:
     sem._hold_uncorroborated = watching
     skip = set(sem.HELD_OUT_SPLITS) | set(UNREAD)
     rows = [json.loads(x) for x in DATA.read_text(encoding="utf-8").splitlines() if x.strip()]
-    items = [(r["id"], r["messages"], r["level"], r["split"]) for r in rows if r["split"] not in skip]
+    items = [(r["id"], r["messages"], r["level"], r["split"], r["category"]) for r in rows if r["split"] not in skip]
     data = os.environ.get("MENTALENS_DATA")
-    items += [(f"goemotions-dev-{i}", e.text, "none", "goemotions")
+    items += [(f"goemotions-dev-{i}", e.text, "none", "goemotions", "goemotions")
               for i, e in enumerate(load_goemotions(data, split="dev"))]
     raw: dict = {}
-    for iid, messages, gold, split in tqdm(items, desc="items", unit="item", mininterval=30):
+    for iid, messages, gold, split, category in tqdm(items, desc="items", unit="item", mininterval=30):
         rules = assess(messages, use_classifier=False, semantic=False)
         if rules.level >= RiskLevel.LOW or not sem.split_left_to_rules(rules.cues, rules.level,
                                                                        sem.left_to_rules_policy())[1]:
@@ -69,14 +69,17 @@ def record() -> dict:
         dropped.clear()
         level = assess(messages).level.value
         if dropped:
-            raw[iid] = {"gold": gold, "split": split, "pred": level, "dropped": list(dropped)}
+            raw[iid] = {"gold": gold, "split": split, "category": category, "pred": level, "dropped": list(dropped)}
     sem._hold_uncorroborated = original
     return raw
 
 
 def summarise(raw: dict) -> dict:
     """Per floor: the items whose level would rise if held asks at or above it stood (an approximation: the
-    message reader, which reads after the sentence layer, is not rerun)."""
+    message reader, which reads after the sentence layer, is not rerun). Benign means a look-alike, as in the
+    safety bench's false-alarm rate (`semantic.is_lookalike`)."""
+    from mentalens.safety.semantic import is_lookalike
+
     table = {}
     for floor in FLOORS:
         c: Counter = Counter()
@@ -90,7 +93,7 @@ def summarise(raw: dict) -> dict:
             c["risk_items_raised_toward_gold"] += v["split"] != "goemotions" and gold > pred
             c["high_plus_reached"] += gold >= 3 > pred and new >= 3
             c["moderate_plus_reached"] += gold >= 2 > pred and new >= 2
-            c["benign_raised_to_moderate_plus"] += v["split"] != "goemotions" and gold <= 1 and new >= 2
+            c["benign_raised_to_moderate_plus"] += is_lookalike(v["category"]) and new >= 2
             c["raised_past_gold"] += new > gold
         table[str(floor)] = dict(c)
     return {"items_with_dropped_asks": len(raw),
