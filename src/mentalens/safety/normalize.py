@@ -33,7 +33,7 @@ _PROTECTED = frozenset({
     "willing", "filling", "billing", "milling", "tilling", "pilling", "sending", "bending", "wrist", "bitter",
     "beater", "thanking", "thinning", "sweeping", "comment", "commits", "everyones", "goodbyes", "matarte",
     "quitarte", "cortarte", "morirte", "intentar", "cuttings", "overdue", "overdoes", "tonights", "attempt",
-    "attempts", "thinks",
+    "attempts", "thinks", "pensado", "pensada",
     # real words that the distance-2 rule would rewrite (found by correcting every GoEmotions word: "homeless"
     # became "hopeless", "stepping" became "sleeping")
     "homeless", "hapless", "butter", "bette", "commenting", "commuting", "commie", "seeking", "seeming",
@@ -52,7 +52,7 @@ KNOWN_MISSPELLINGS = {
     "evry": "every", "evrywhere": "everywhere", "blod": "blood", "purpos": "purpose", "roud": "round",
     "redy": "ready", "nite": "night", "tooken": "taken", "rnd": "round", "aftr": "after", "gna": "gonna",
     "msg": "message", "sory": "sorry", "loded": "loaded", "purpse": "purpose", "rop": "rope", "banistr": "banister",
-    "chiar": "chair", "railng": "railing",
+    "chiar": "chair", "railng": "railing", "wirst": "wrist", "wirsts": "wrists",
 }
 _TOKEN = re.compile(r"[a-z]+")
 
