@@ -82,7 +82,7 @@ SPLITS = ("test", "challenge", "challenge2", "challenge3", "challenge4", "challe
 # dev55/dev56 in round 35, dev57/dev58 in round 36, dev59/dev60 in round 37, dev61/dev62 in round 38,
 # dev63/dev64 in round 39, dev65/dev66 in round 40, dev67/dev68 in round 41, dev69/dev70 in round 42,
 # dev71/dev72 in round 43, dev73/dev74 in round 44)
-UNREAD: tuple[str, ...] = ()
+UNREAD: tuple[str, ...] = ("dev75", "dev76")
 KINDS = ("system", "rules_classifier", "rules_only")  # system = rules + classifier + semantic layer
 OUT = REPO / "bench" / "results"
 

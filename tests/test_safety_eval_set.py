@@ -42,7 +42,7 @@ def test_shape(rows) -> None:
                                           "dev55", "dev56", "dev57", "dev58", "dev59", "dev60",
                                           "dev61", "dev62", "dev63", "dev64", "dev65",
                                           "dev66", "dev67", "dev68", "dev69", "dev70",
-                                          "dev71", "dev72", "dev73", "dev74"}
+                                          "dev71", "dev72", "dev73", "dev74", "dev75", "dev76"}
     for r in rows:
         assert r["messages"] and set(r["flags"]) == {"harm_to_others", "abuse", "medical_emergency", "others_at_risk"}
 
