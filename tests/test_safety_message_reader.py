@@ -189,7 +189,7 @@ def test_the_shipped_reader_was_tuned_on_read_splits_only_within_its_limits(monk
     meta = reader.meta
     assert meta["kind"] == "message" and reader.gate == "sentences" == meta["config"]["gate"]
     assert set(meta["tune_splits"]) == set(mr.TUNE_SPLITS) and reader.reading == "neutral"
-    assert {"dev71", "dev72"} <= set(meta["validation_splits"])
+    assert {"dev75", "dev76"} <= set(meta["validation_splits"])
     assert meta["pooling"] == meta["config"]["pooling"] == mr.MessageReaderConfig().pooling == "window+max"
     assert reader.weights[0].shape[0] == 2 * 384  # the window's vector and its sentences' maximum
     assert meta["config"]["ensemble"] == mr.MessageReaderConfig().ensemble == 5

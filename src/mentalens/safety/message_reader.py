@@ -65,11 +65,11 @@ log = logging.getLogger("mentalens.safety.message_reader")
 
 ARTEFACT = "message_risk.json.gz"
 WINDOW = 4  # user messages read together: the labelled conversations have at most four
-# every split of bench/data/safety_eval.jsonl read before round 43 (all but the held-out test/challenge* splits and
+# every split of bench/data/safety_eval.jsonl read before round 45 (all but the held-out test/challenge* splits and
 # the splits still unread); the shipped reader's artefact records the same set (tests/test_safety_message_reader.py)
 TUNE_SPLITS: tuple[str, ...] = (
     "dev", "dev2", "dev3", "dev4", "dev5", "dev6", "dev7", "dev8", "dev9", "dev10", "train1", "train2", "train3",
-    "train4", "train5", "train6", "train7", *(f"dev{k}" for k in range(11, 71)))
+    "train4", "train5", "train6", "train7", *(f"dev{k}" for k in range(11, 75)))
 
 
 def logit_grid(step: float, top: float = 12.0) -> tuple[float, ...]:
