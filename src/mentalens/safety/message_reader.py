@@ -6,7 +6,7 @@ still under-triaged. Many of them say it across sentences: "Pills are in my hand
 this server were the only good part of this year." No single sentence there reaches a threshold. This reader embeds
 the conversation's last `WINDOW` user messages as one text (all-MiniLM-L6-v2, the neutral reading) and a small MLP
 asks for a level: since round 31, five MLPs from consecutive seeds, folded into one whose logit is their mean. It is
-trained on every labelled item the project has read (about 21,000 English ones). At first sight, with no look-alike
+trained on every labelled item the project has read (about 22,500 English ones). At first sight, with no look-alike
 added (docs/safety.md):
 - round 29, one MLP, on the blind pair dev43 + dev44: recall of high+ 0.565 -> 0.625, of moderate+ 0.631 -> 0.731;
   on the held-out challenge3-5 splits, +0.04 to +0.10;
@@ -21,6 +21,8 @@ added (docs/safety.md):
 - round 43, retrained on the 77 splits read by then (21,494 items; same configuration and limits), on dev71 +
   dev72: high+ 0.765 -> 0.800 and moderate+ 0.828 -> 0.859, one look-alike fewer, over round 35's reader (its
   stricter imminent head leaves one more imminent item at high: exact imminent 0.750 -> 0.725).
+- round 45, retrained on the 81 splits read by then (22,559 items), on dev75 + dev76: high+ 0.830 -> 0.850 and
+  moderate+ 0.883 -> 0.900, false alarms unchanged, over round 43's reader.
 
 Contract (the sentence readers', tested in tests/test_safety_message_reader.py):
 - it only RAISES the level; English only (the encoder is English-only);
